@@ -1,0 +1,23 @@
+"""Test-wide settings: no network, no accidental third-party plugins."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Never load plugins that happen to be installed on the developer's machine.
+os.environ.setdefault("VITDREAM_LOAD_PLUGINS", "")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def fresh_plugins(monkeypatch):
+    """A clean plugin host for the test; restored (reloaded lazily) afterwards."""
+    from vitdream import plugins
+
+    plugins.reset()
+    yield plugins
+    plugins.reset()

@@ -1,0 +1,32 @@
+"""Base classes of image generators and diffusion samplers."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+from vitdream.base.options import Component
+
+
+class Generator(Component):
+    """A text-to-image generator. Implement :meth:`generate`."""
+
+    tasks: ClassVar[frozenset[str]] = frozenset({"generate"})
+
+    @classmethod
+    def accepts(cls, model: str | None) -> bool:
+        return True
+
+    @abstractmethod
+    def generate(self, prompt: str, **settings: Any) -> Any:
+        """A list of PIL images."""
+
+
+class Sampler(Component):
+    """A diffusion sampler. Implement :meth:`make_scheduler`."""
+
+    deterministic: ClassVar[bool] = True  # same seed -> same image
+
+    @abstractmethod
+    def make_scheduler(self, config: Any) -> Any:
+        """A diffusers scheduler built from another scheduler's ``config``."""

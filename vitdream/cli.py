@@ -1,0 +1,72 @@
+"""The ``vitdream`` command. Sub-commands come from plugins through ``register_commands``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import click
+
+from vitdream import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vitdream")
+def cli() -> None:
+    """vitdream: vision transformers and DreamBooth in Jupyter."""
+
+
+@cli.command(name="plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.option("--all", "show_all", is_flag=True, help="Also show tracebacks of failed plugins.")
+def plugins_command(as_json: bool, show_all: bool) -> None:
+    """List every plugin: source, version, hooks, what it registered, and any error."""
+    from vitdream.plugins import get_host
+
+    host = get_host()
+    infos = [info.to_dict() for info in host.report()]
+    if as_json:
+        click.echo(json.dumps(infos, indent=2))
+        return
+    click.echo(format_plugins(infos))
+    if show_all:
+        for name, tb in host.tracebacks.items():
+            click.echo(f"\n--- {name} ---\n{tb}")
+
+
+def format_plugins(infos: list[dict[str, Any]]) -> str:
+    """A readable, one-block-per-plugin listing."""
+    lines = []
+    for info in infos:
+        status = "ERROR" if info["error"] else "ok"
+        lines.append(f"{info['name']} {info['version'] or ''} ({info['source']}) [{status}]".replace("  ", " "))
+        if info["hooks"]:
+            lines.append(f"  hooks: {', '.join(info['hooks'])}")
+        for kind, ids in info["registered"].items():
+            if ids:
+                lines.append(f"  {kind}: {', '.join(ids)}")
+        if info["error"]:
+            lines.append(f"  error: {info['error']}")
+    return "\n".join(lines)
+
+
+_commands_added = False
+
+
+def build_cli() -> click.Group:
+    """The ``vitdream`` group with every plugin's commands added (once)."""
+    global _commands_added
+    if not _commands_added:
+        from vitdream.plugins import get_host
+
+        get_host().add_commands(cli)
+        _commands_added = True
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> Any:
+    return build_cli().main(args=list(argv) if argv is not None else None, prog_name="vitdream")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
