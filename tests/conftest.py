@@ -7,7 +7,7 @@ import os
 import pytest
 
 # Never load plugins that happen to be installed on the developer's machine.
-os.environ.setdefault("VITDREAM_LOAD_PLUGINS", "")
+os.environ["VITDREAM_LOAD_PLUGINS"] = ""
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
