@@ -1,0 +1,19 @@
+"""Built-in datasets. ``shapes`` is the embedded "shapes world" (see ``docs/shapes_world.md``)."""
+
+from __future__ import annotations
+
+from vitdream.datasets.shapes import (
+    BACKGROUNDS,
+    CLASSES,
+    COLOURS,
+    PALETTE,
+    SHAPES,
+    ShapeSpec,
+    ShapesDataset,
+    caption,
+    render,
+    shapes,
+)
+
+__all__ = ["BACKGROUNDS", "CLASSES", "COLOURS", "PALETTE", "SHAPES", "ShapeSpec", "ShapesDataset",
+           "caption", "render", "shapes"]
