@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # the CPU build of torch that lies on this kind of machine; GPU machines keep their own torch
 TORCH_CPU ?= torch==2.13.0
-PLUGIN_DIRS := $(wildcard plugins/*/pyproject.toml)
+PLUGIN_DIRS := $(wildcard plugins/vitdream-*/pyproject.toml)
 STAMP := $(VENV)/.vitdream-installed
 PYTEST_ARGS ?=
 

@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "hookimpl": "vitdream.hookspecs:hookimpl",
     "hookspec": "vitdream.hookspecs:hookspec",
-    "plugins": "vitdream.plugins:plugins",
+    "plugins": "vitdream.plugins",  # a callable module: vd.plugins() lists plugins
     "load_plugins": "vitdream.plugins:load_plugins",
     "register_plugin": "vitdream.plugins:register_plugin",
     "unregister_plugin": "vitdream.plugins:unregister_plugin",

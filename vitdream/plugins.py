@@ -237,3 +237,13 @@ def register_plugin(plugin: Any, name: str | None = None) -> dict[str, Any]:
 
 def unregister_plugin(name: str) -> None:
     get_host().unregister(name)
+
+
+class _CallableModule(type(sys)):
+    """Lets ``vd.plugins()`` list the plugins while ``vitdream.plugins`` stays this module."""
+
+    def __call__(self) -> list[dict[str, Any]]:
+        return plugins()
+
+
+sys.modules[__name__].__class__ = _CallableModule
