@@ -1,0 +1,26 @@
+"""Text-to-image generation: the diffusers Stable Diffusion backend, samplers and classifier-free guidance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def load_generator(model: Any = None, *, backend: str | None = None, **options: Any) -> Any:
+    """A :class:`vitdream.base.Generator` for ``model`` (None: the embedded mini SD).
+
+    ``model`` may be a local diffusers directory (e.g. a DreamBooth export), a hub id, or an
+    already-built diffusers pipeline. ``options`` go to the backend (``device``, ``dtype``,
+    ``lora``, ``allow_pickle``...). ``backend`` picks a registered backend by id.
+    """
+    from vitdream.components import resolve_backend
+
+    entry = resolve_backend("generate", model if isinstance(model, (str, type(None))) else None, backend)
+    return entry.create(model=model, **options)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "load_pipeline":
+        from vitdream.generation.loading import load_pipeline
+
+        return load_pipeline
+    raise AttributeError(f"module 'vitdream.generation' has no attribute {name!r}")
