@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 
+SINGULAR = {"backends": "backend", "trainers": "trainer", "samplers": "sampler", "indexes": "index"}
+
+
+def singular(kind: str) -> str:
+    """'indexes' -> 'index'."""
+    return SINGULAR.get(kind, kind)
+
+
 class VitdreamError(Exception):
     """Base class of every error vitdream raises on purpose."""
 
@@ -13,7 +21,7 @@ class UnknownIdError(VitdreamError, KeyError):
     def __init__(self, kind: str, id: str, known: list[str]):
         self.kind, self.id, self.known = kind, id, list(known)
         listed = ", ".join(sorted(known)) or "(none registered)"
-        super().__init__(f"unknown {kind[:-1] if kind.endswith('s') else kind} {id!r}; known: {listed}")
+        super().__init__(f"unknown {singular(kind)} {id!r}; known: {listed}")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
@@ -25,7 +33,7 @@ class DuplicateIdError(VitdreamError):
     def __init__(self, kind: str, id: str, first: str, second: str):
         self.kind, self.id, self.first, self.second = kind, id, first, second
         super().__init__(
-            f"{kind[:-1]} id {id!r} is registered by plugin {first!r} and again by plugin "
+            f"{singular(kind)} id {id!r} is registered by plugin {first!r} and again by plugin "
             f"{second!r}; the second registration was refused (rename one of them)"
         )
 

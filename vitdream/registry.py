@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from vitdream.errors import DuplicateIdError, UnknownIdError, VitdreamError
+from vitdream.errors import DuplicateIdError, UnknownIdError, VitdreamError, singular
 
 KINDS: tuple[str, ...] = ("backends", "trainers", "samplers", "indexes")
 
@@ -36,7 +36,7 @@ class Entry:
                 module, _, attr = self.target.partition(":")
                 if not attr:
                     raise VitdreamError(
-                        f"{self.kind[:-1]} {self.id!r} of plugin {self.plugin!r}: target "
+                        f"{singular(self.kind)} {self.id!r} of plugin {self.plugin!r}: target "
                         f"{self.target!r} must look like 'package.module:Attribute'"
                     )
                 obj: Any = importlib.import_module(module)
@@ -115,7 +115,7 @@ class Registrar:
         id = id or _class_attr(target, "id")
         if not id or not isinstance(id, str):
             raise VitdreamError(
-                f"plugin {self.plugin!r} registered a {self.kind[:-1]} without an id "
+                f"plugin {self.plugin!r} registered a {singular(self.kind)} without an id "
                 f"(pass id=... or give the class an 'id' attribute)"
             )
         if description is None:
