@@ -1,0 +1,349 @@
+"""Browser-test fixtures: a real JupyterLab server and headless Chromium driven by Playwright.
+
+What JupyterLab's galata UI tests do, in Python:
+
+* ``jupyterlab`` (session): ``python -m jupyterlab`` from this venv on a free loopback port, a random
+  token, a temporary root directory (the notebooks of ``tests/browser/notebooks`` are copied there),
+  isolated settings/workspaces (no news pop-ups, no restored tabs) and ``expose_app_in_browser`` so
+  tests can call JupyterLab commands.  At the end the server and every process it started (kernels
+  run in their own sessions, so they are tracked and killed explicitly) are stopped.
+* ``browser`` (session): Debian's ``/usr/bin/chromium`` launched by Playwright (never Playwright's own
+  browser download).  ``VITDREAM_HEADED=1`` shows the window (needs a display);
+  ``VITDREAM_SLOWMO=<ms>`` slows every action down so a person can follow.
+* ``lab`` (function): a fresh page with a ``LabPage`` helper: open a notebook, run all cells, wait
+  for the kernel to be idle, find widgets; it records console errors, "Error displaying widget" and
+  every kernel ``error`` message (including those raised in widget callbacks and background threads,
+  which never show in a cell) and fails the test on any of them.  A PNG screenshot of the final state
+  is saved under ``test-artifacts/browser/<test name>.png`` whether the test passes or fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+CHROMIUM = os.environ.get("VITDREAM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+# Console noise of JupyterLab itself on an offline machine, never raised by a widget.
+BENIGN_CONSOLE = [
+    re.compile(p)
+    for p in (
+        r"Failed to load resource: the server responded with a status of 404",  # optional lab assets
+        r"favicon",
+        r"net::ERR_INTERNET_DISCONNECTED|net::ERR_NAME_NOT_RESOLVED|net::ERR_CONNECTION_REFUSED",
+    )
+]
+WIDGET_ERROR_TEXT = ("Error displaying widget", "Failed to create view for", "Failed to render")
+
+
+# ---------------------------------------------------------------------------------------- server
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _descendants(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+class LabServer:
+    """A running ``jupyter lab``: ``url(path)`` gives an authenticated address."""
+
+    def __init__(self, root: Path, tmp: Path):
+        self.root = root
+        self.port = _free_port()
+        self.token = secrets.token_hex(16)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp / "jupyterlab.log"
+        settings = tmp / "user-settings"
+        notif = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+        notif.parent.mkdir(parents=True)
+        notif.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        env = dict(os.environ)
+        env.update(
+            JUPYTER_CONFIG_DIR=str(tmp / "config"),  # nothing from the user's ~/.jupyter
+            JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+            JUPYTERLAB_SETTINGS_DIR=str(settings),
+            JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"),
+            PYTHONUNBUFFERED="1",
+            MPLBACKEND="module://matplotlib_inline.backend_inline",
+        )
+        env.pop("JPY_SESSION_NAME", None)
+        cmd = [
+            sys.executable, "-m", "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.expose_app_in_browser=True",
+            f"--LabServerApp.user_settings_dir={settings}",
+            f"--LabServerApp.workspaces_dir={tmp / 'workspaces'}",
+            "--ServerApp.terminals_enabled=False",
+            "--LanguageServerManager.autodetect=False",
+            "--LabApp.extension_manager=readonly",  # no PyPI look-ups from the extension manager
+        ]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--allow-root")  # containers and CI machines often run as root
+        self._log = open(self.log_path, "wb")
+        # Own process group: teardown can signal the server and its helpers together.
+        self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self._wait_ready()
+
+    def url(self, path: str = "lab") -> str:
+        sep = "&" if "?" in path else "?"
+        return f"{self.base}/{path.lstrip('/')}{sep}token={self.token}"
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def _wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.url("api/status"), timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"jupyter lab did not answer within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def api(self, path: str, method: str = "GET"):
+        req = urllib.request.Request(self.url(path), method=method)
+        with urllib.request.urlopen(req, timeout=30) as r:
+            body = r.read()
+        return json.loads(body) if body else None
+
+    def stop(self) -> None:
+        """Stop the server and everything it started (kernels live in their own sessions)."""
+        import psutil
+
+        procs = _descendants(self.proc.pid)
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # graceful: the server shuts its kernels down
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        procs = [p for p in procs if p.is_running()]
+        for p in procs:
+            try:
+                p.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=5)
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=5)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def jupyterlab(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("jupyterlab")
+    root = tmp / "root"
+    shutil.copytree(NOTEBOOKS, root)
+    server = LabServer(root, tmp)
+    yield server
+    server.stop()
+
+
+# ---------------------------------------------------------------------------------------- browser
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: run `bash scripts/ensure_chromium.sh` (apt-get install chromium)")
+    headed = os.environ.get("VITDREAM_HEADED", "") not in ("", "0")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=not headed,
+            args=CHROMIUM_ARGS,
+            slow_mo=float(os.environ.get("VITDREAM_SLOWMO", "0") or 0),
+        )
+        yield b
+        b.close()
+
+
+class LabPage:
+    """A JupyterLab tab, with what galata's ``page.notebook`` offers that these tests need."""
+
+    def __init__(self, page, server: LabServer):
+        self.page = page
+        self.server = server
+        self.console_errors: list[str] = []
+        self.kernel_errors: list[str] = []
+        self.kernel_stderr: list[str] = []
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda exc: self.console_errors.append(f"pageerror: {exc}"))
+        page.on("websocket", self._on_websocket)
+
+    # -- error capture
+    def _on_console(self, msg) -> None:
+        if msg.type != "error":
+            return
+        text = msg.text
+        loc = msg.location.get("url", "") if msg.location else ""
+        if any(p.search(text) or p.search(loc) for p in BENIGN_CONSOLE):
+            return
+        self.console_errors.append(text)
+
+    def _on_websocket(self, ws) -> None:
+        if "/api/kernels/" not in ws.url:
+            return
+        ws.on("framereceived", self._on_frame)
+
+    def _on_frame(self, payload) -> None:
+        # Kernel messages (JSON, or the v1 binary protocol whose header is JSON too).
+        if isinstance(payload, (bytes, bytearray)):
+            payload = bytes(payload).decode("utf-8", errors="replace")
+        if '"msg_type":"error"' in payload.replace(" ", ""):
+            m = re.search(r'"ename"\s*:\s*"([^"]*)".*?"evalue"\s*:\s*"((?:[^"\\]|\\.)*)"', payload, re.S)
+            self.kernel_errors.append(f"{m.group(1)}: {m.group(2)}" if m else payload[:500])
+        elif '"name":"stderr"' in payload.replace(" ", "") and "Traceback" in payload:
+            self.kernel_stderr.append(payload[:2000])
+
+    def problems(self) -> list[str]:
+        out = [f"console error: {e}" for e in self.console_errors]
+        out += [f"kernel error: {e}" for e in self.kernel_errors]
+        out += [f"traceback on stderr: {e}" for e in self.kernel_stderr]
+        try:
+            body = self.page.inner_text("body", timeout=5000)
+        except Exception:  # noqa: BLE001 -- page gone; the other checks still count
+            body = ""
+        out += [f"page shows {t!r}" for t in WIDGET_ERROR_TEXT if t in body]
+        return out
+
+    def assert_no_problems(self) -> None:
+        problems = self.problems()
+        assert not problems, "widget errors in the browser:\n" + "\n".join(problems)
+
+    # -- notebook actions
+    def open_notebook(self, name: str) -> None:
+        """Open ``name`` (relative to the server root) alone in a fresh workspace; wait for its kernel."""
+        self.page.goto(self.server.url(f"lab/tree/{name}?reset"))
+        self.page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started", timeout=120_000)
+        self.page.evaluate("() => window.jupyterapp.started")
+        self.page.locator(".jp-NotebookPanel").first.wait_for(timeout=60_000)
+        self.wait_for_kernel_idle(timeout=120)
+
+    def _kernel_state(self) -> str | None:
+        return self.page.evaluate(
+            """() => {
+              const w = window.jupyterapp.shell.currentWidget;
+              const s = w && w.sessionContext;
+              return s && s.session && s.session.kernel ? s.session.kernel.status : null;
+            }"""
+        )
+
+    def wait_for_kernel_idle(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline:
+            state = self._kernel_state()
+            if state == "idle":
+                return
+            self.page.wait_for_timeout(250)
+        raise AssertionError(f"kernel not idle after {timeout:.0f}s (status {state!r})")
+
+    def run_all_cells(self, timeout: float = 180) -> None:
+        """``notebook:run-all-cells``, then wait until every code cell has run and the kernel is idle."""
+        self.page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        deadline = time.monotonic() + timeout
+        pending = None
+        while time.monotonic() < deadline:
+            pending = self.page.evaluate(
+                """() => {
+                  const nb = window.jupyterapp.shell.currentWidget.content;
+                  let pending = 0;
+                  for (const cell of nb.widgets) {
+                    if (cell.model.type !== 'code') continue;
+                    const p = cell.promptNode ? cell.promptNode.textContent : '';
+                    if (cell.model.executionCount === null || p.includes('*')) pending++;
+                  }
+                  return pending;
+                }"""
+            )
+            if pending == 0 and self._kernel_state() == "idle":
+                return
+            self.page.wait_for_timeout(300)
+        raise AssertionError(f"{pending} cells still pending after {timeout:.0f}s")
+
+    def cell_output(self, index: int):
+        """The output area of code cell ``index`` (0-based over all cells)."""
+        return self.page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea")
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=False)
+        return path
+
+
+@pytest.fixture
+def lab(browser, jupyterlab, request):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=False)
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    helper = LabPage(page, jupyterlab)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    try:
+        yield helper
+        helper.assert_no_problems()
+    finally:
+        try:
+            helper.screenshot(name)
+        finally:
+            # Shut the test's kernels down so the next test starts on a quiet machine.
+            try:
+                for s in jupyterlab.api("api/sessions"):
+                    jupyterlab.api(f"api/sessions/{s['id']}", method="DELETE")
+            except Exception:  # noqa: BLE001 -- teardown of the server kills them anyway
+                pass
+            context.close()

@@ -1,0 +1,52 @@
+"""The browser-test machinery itself, on plain ipywidgets: render, Python callbacks, uploads, threads."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+from PIL import Image
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+
+def _png(tmp_path, size=(40, 30), color=(200, 30, 30)):
+    path = tmp_path / "red.png"
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+def test_plain_widgets_render_and_update(lab, tmp_path):
+    lab.open_notebook("smoke_widgets.ipynb")
+    lab.run_all_cells()
+    page = lab.page
+    box = page.locator(".vd-smoke")
+    expect(box).to_be_visible()
+    expect(box.get_by_text("square: 9")).to_be_visible()
+
+    # keyboard on the slider: the Python observer answers
+    handle = box.locator(".widget-slider .noUi-handle").first
+    handle.focus()
+    handle.press("ArrowRight")
+    expect(box.get_by_text("square: 16")).to_be_visible()
+
+    # upload through the file chooser, as a person would
+    with page.expect_file_chooser() as fc:
+        box.locator("button.widget-upload").click()
+    fc.value.set_files(str(_png(tmp_path)))
+    expect(box.get_by_text("red.png: 40x30")).to_be_visible()
+    img = box.locator("img.widget-image")
+    expect(img).to_have_attribute("src", re.compile(r"^(blob:|data:)"))
+
+    # updates from a background thread reach the page while it runs, and its end
+    box.get_by_role("button", name="Count in a thread").click()
+    seen = set()
+    for _ in range(100):
+        seen.add(box.locator(".widget-label").filter(has_text="ticks:").inner_text())
+        if "ticks: 5 (done)" in seen:
+            break
+        page.wait_for_timeout(100)
+    assert "ticks: 5 (done)" in seen
+    assert len(seen) >= 3, f"expected intermediate updates, saw {seen}"
+    lab.assert_no_problems()
