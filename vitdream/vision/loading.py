@@ -1,0 +1,173 @@
+"""Resolve a model reference (None, hub id, HF cache, local directory) and load it safely.
+
+Safetensors weights are always preferred; pickle weights (``pytorch_model.bin``) are refused
+unless the caller passes ``allow_pickle=True``. With ``HF_HUB_OFFLINE=1`` a hub id that is not in
+the local cache fails at once with a :class:`~vitdream.errors.ModelLoadError` saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from vitdream.errors import ModelLoadError
+
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+_META_PATTERNS = ["*.json", "*.txt"]
+
+
+def default_model_path() -> Path:
+    """The embedded mini ViT (``vitdream.assets.mini_vit_path()``)."""
+    from vitdream.assets import mini_vit_path
+
+    return mini_vit_path()
+
+
+def offline() -> bool:
+    """Whether the Hugging Face Hub must not be contacted (checked at call time, not import time)."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def resolve_model_dir(ref: str | os.PathLike | None, allow_pickle: bool = False, revision: str | None = None) -> Path:
+    """A local directory holding the model's config, processor and (safe) weights."""
+    if ref is None:
+        return _checked_dir(default_model_path(), "the embedded mini ViT", allow_pickle)
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{path}: not a model directory (expected a folder with config.json and weights)")
+        return _checked_dir(path, str(path), allow_pickle)
+    text = os.fspath(ref)
+    if text.startswith((".", "/", "~")) or text.count("/") > 1:
+        raise ModelLoadError(f"{text}: no such model directory")
+    return _checked_dir(_snapshot(text, allow_pickle, revision), text, allow_pickle)
+
+
+def _snapshot(repo_id: str, allow_pickle: bool, revision: str | None) -> Path:
+    """Download (or find in the cache) the hub repo's config, processor and safetensors weights."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    local_only = offline()
+    patterns = _META_PATTERNS + ["*.safetensors"]
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=local_only))
+        if allow_pickle and not _has_any(folder, SAFE_WEIGHTS):
+            folder = Path(
+                snapshot_download(repo_id, revision=revision, allow_patterns=patterns + ["*.bin"], local_files_only=local_only)
+            )
+    except LocalEntryNotFoundError:
+        if local_only:
+            raise ModelLoadError(
+                f"{repo_id}: not in the local cache and HF_HUB_OFFLINE=1 forbids downloading it "
+                f"(download it once online, or pass a local directory)"
+            ) from None
+        raise ModelLoadError(f"{repo_id}: could not reach the Hugging Face Hub and it is not in the local cache") from None
+    except HFValidationError as exc:
+        raise ModelLoadError(f"{repo_id}: neither an existing directory nor a valid hub id ({exc})") from None
+    except RepositoryNotFoundError:
+        raise ModelLoadError(f"{repo_id}: no such model on the Hugging Face Hub (or it is private)") from None
+    except OSError as exc:
+        raise ModelLoadError(f"{repo_id}: download failed ({exc})") from None
+    return folder
+
+
+def _has_any(folder: Path, names: tuple[str, ...]) -> bool:
+    return any((folder / name).exists() for name in names)
+
+
+def _checked_dir(folder: Path, label: str, allow_pickle: bool) -> Path:
+    if not (folder / "config.json").exists():
+        raise ModelLoadError(f"{label}: no config.json in {folder} (not a transformers model directory)")
+    if _has_any(folder, SAFE_WEIGHTS):
+        return folder
+    if _has_any(folder, PICKLE_WEIGHTS):
+        if allow_pickle:
+            return folder
+        raise ModelLoadError(
+            f"{label}: only pickle weights (pytorch_model.bin) found; loading them can run arbitrary code. "
+            f"Pass allow_pickle=True if you trust this checkpoint, or convert it to safetensors."
+        )
+    raise ModelLoadError(f"{label}: no weights found in {folder} (expected model.safetensors)")
+
+
+def pick_device(device: str = "auto") -> str:
+    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; anything else is returned as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(dtype: str, device: str) -> Any:
+    """``"auto"`` -> float16 on CUDA, float32 elsewhere (bf16 is slow on CPUs without native support)."""
+    import torch
+
+    if dtype == "auto":
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    try:
+        value = getattr(torch, dtype)
+    except AttributeError:
+        value = None
+    if not isinstance(value, torch.dtype):
+        raise ModelLoadError(f"dtype {dtype!r} is not a torch dtype (use 'auto', 'float32', 'float16' or 'bfloat16')")
+    return value
+
+
+def load_model(
+    ref: str | os.PathLike | None,
+    *,
+    allow_pickle: bool = False,
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    attn_implementation: str = "sdpa",
+) -> tuple[Any, Any, Path]:
+    """(model in eval mode on its device, image processor, local directory)."""
+    from transformers import AutoModelForImageClassification
+
+    folder = resolve_model_dir(ref, allow_pickle=allow_pickle, revision=revision)
+    device = pick_device(device)
+    torch_dtype = pick_dtype(dtype, device)
+    safe = _has_any(folder, SAFE_WEIGHTS)
+    with _quiet_transformers():
+        try:
+            model = AutoModelForImageClassification.from_pretrained(
+                folder, use_safetensors=safe, dtype=torch_dtype, attn_implementation=attn_implementation
+            )
+        except ValueError as exc:
+            if "attn" not in str(exc).lower() and "sdpa" not in str(exc).lower():
+                raise ModelLoadError(f"{ref or folder}: cannot load as an image classifier ({exc})") from None
+            model = AutoModelForImageClassification.from_pretrained(folder, use_safetensors=safe, dtype=torch_dtype)
+        except (OSError, KeyError) as exc:
+            raise ModelLoadError(f"{ref or folder}: cannot load as an image classifier ({exc})") from None
+    return model.to(device).eval(), load_processor(folder, ref), folder
+
+
+def load_processor(folder: Path, ref: Any = None) -> Any:
+    """The model's image processor, PIL backend (torchvision is not required)."""
+    from transformers import AutoImageProcessor
+
+    try:
+        return AutoImageProcessor.from_pretrained(folder, backend="pil")
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"{ref or folder}: no usable preprocessor_config.json ({exc})") from None
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No per-tensor "Loading weights" progress bars while loading."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
