@@ -1,0 +1,31 @@
+"""DreamBooth fine-tuning of Stable Diffusion on PyTorch Lightning (the ``dreambooth`` trainer plugins).
+
+>>> run = vd.dreambooth(instance_images="my_dog/", instance_prompt="a photo of sks dog",
+...                     class_prompt="a photo of a dog", output_dir="runs/dog", max_steps=400)
+>>> run.fit()                      # or run.start() in the background; vd.widgets.train(run)
+>>> run.export("dog-model/")       # a diffusers directory: StableDiffusionPipeline.from_pretrained
+
+Options follow diffusers' ``train_dreambooth.py`` (see :class:`DreamBoothConfig`); a YAML file
+works too: ``vd.dreambooth("config.yaml", max_steps=100)``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from vitdream.dreambooth.config import DreamBoothConfig, load_yaml
+
+__all__ = ["DreamBoothConfig", "dreambooth", "load_yaml"]
+
+
+def dreambooth(config: str | os.PathLike | None = None, *, trainer: str | None = None, **options: Any) -> Any:
+    """A DreamBooth run (not started): ``fit()``, ``start()``, ``stop()``, ``export(dir)``, ``events``.
+
+    ``config``: an optional YAML file of options; keyword ``options`` override it. ``trainer``:
+    the trainer plugin id, ``"dreambooth"`` (full fine-tune, default) or ``"dreambooth-lora"``.
+    Options are validated now: an unknown or bad one raises ``OptionsError`` naming it.
+    """
+    from vitdream.dreambooth.trainer import create_run
+
+    return create_run(config, trainer=trainer, **options)

@@ -1,0 +1,171 @@
+"""DreamBooth options, named as in diffusers' ``train_dreambooth.py``; loadable from YAML.
+
+Every option is a keyword argument of :func:`vitdream.dreambooth` and a key of a YAML config.
+Validation happens when the run is created, before anything is written: an unknown key or a bad
+value raises :class:`~vitdream.errors.OptionsError` naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import pydantic
+from pydantic import AliasChoices, Field
+
+from vitdream.base.options import Options
+from vitdream.errors import OptionsError
+
+MIXED_PRECISION_TO_LIGHTNING = {"no": "32-true", "fp16": "16-mixed", "bf16": "bf16-mixed"}
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
+
+
+def _alias(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class DreamBoothConfig(Options):
+    """Options of a DreamBooth run (diffusers ``train_dreambooth.py`` names; friendly aliases in brackets)."""
+
+    model_config = pydantic.ConfigDict(
+        extra="forbid", validate_assignment=True, arbitrary_types_allowed=True, populate_by_name=True
+    )
+
+    # -- what to train on -----------------------------------------------------------------------------
+    pretrained_model_name_or_path: Optional[str] = Field(
+        None, validation_alias=_alias("pretrained_model_name_or_path", "base"),
+        description="[base] None = embedded mini SD; a hub id; or a local diffusers directory",
+    )
+    allow_pickle: bool = Field(False, description="allow loading .bin (pickle) weights of a base you trust")
+    instance_data_dir: Union[str, list[Any], None] = Field(
+        None, validation_alias=_alias("instance_data_dir", "instance_images"),
+        description="[instance_images] folder, glob or list of the 3-5 subject images",
+    )
+    instance_prompt: str = Field("a photo of sks dog", min_length=1)
+    class_prompt: Optional[str] = None
+    with_prior_preservation: Optional[bool] = Field(None, description="default: on when class_prompt is given")
+    class_data_dir: Optional[str] = Field(None, description="default: a cache folder keyed by base and class prompt")
+    num_class_images: int = Field(100, ge=1)
+    prior_loss_weight: float = Field(1.0, ge=0)
+    sample_batch_size: int = Field(4, ge=1)
+    prior_generation_precision: Optional[Literal["fp32", "fp16", "bf16"]] = None
+    class_inference_steps: int = Field(25, ge=1)
+    output_dir: str = "dreambooth-model"
+    seed: int = 0
+    resolution: Optional[int] = Field(None, ge=8, description="default: the base model's native size")
+    center_crop: bool = False
+    random_flip: bool = False
+    tokenizer_max_length: Optional[int] = Field(None, ge=1)
+
+    # -- what is trained, and how ------------------------------------------------------------------
+    train_text_encoder: bool = True
+    pre_compute_text_embeddings: bool = Field(True, description="encode prompts once when the text encoder is frozen")
+    cache_latents: bool = False
+    train_batch_size: int = Field(1, ge=1)
+    max_train_steps: int = Field(400, ge=1, validation_alias=_alias("max_train_steps", "max_steps"))
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    gradient_checkpointing: bool = False
+    learning_rate: float = Field(5e-6, gt=0)
+    scale_lr: bool = False
+    lr_scheduler: Literal[LR_SCHEDULERS] = "constant"  # type: ignore[valid-type]
+    lr_warmup_steps: int = Field(0, ge=0)
+    lr_num_cycles: int = Field(1, ge=1)
+    lr_power: float = 1.0
+    use_8bit_adam: bool = False
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1)
+    adam_weight_decay: float = Field(1e-2, ge=0)
+    adam_epsilon: float = Field(1e-8, gt=0)
+    max_grad_norm: Optional[float] = Field(1.0, gt=0)
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    offset_noise: float = Field(0.0, ge=0, description="std of per-channel offset noise (0 = off; diffusers uses 0.1)")
+    snr_gamma: Optional[float] = Field(None, gt=0, description="min-SNR weighting gamma (5.0 recommended)")
+
+    # -- checkpoints, validation, logging ---------------------------------------------------------
+    checkpointing_steps: int = Field(500, ge=1)
+    checkpoints_total_limit: Optional[int] = Field(None, ge=1)
+    resume_from_checkpoint: Optional[str] = Field(None, description="'latest' or a checkpoint path")
+    validation_prompt: Union[str, list[str], None] = None
+    num_validation_images: int = Field(4, ge=1)
+    validation_steps: int = Field(100, ge=1)
+    validation_inference_steps: int = Field(25, ge=1)
+    validation_guidance_scale: float = Field(7.5, ge=0)
+    report_to: list[Literal["tensorboard", "csv", "wandb"]] = ["tensorboard", "csv"]
+    log_every_n_steps: int = Field(1, ge=1)
+
+    # -- Lightning pass-through --------------------------------------------------------------------
+    accelerator: str = "auto"
+    devices: Union[int, str, list[int]] = "auto"
+    strategy: str = "auto"
+    num_nodes: int = Field(1, ge=1)
+    dataloader_num_workers: int = Field(0, ge=0)
+
+    @pydantic.field_validator("report_to", mode="before")
+    @classmethod
+    def _split_report_to(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return ["tensorboard", "csv", "wandb"] if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @pydantic.field_validator("resume_from_checkpoint")
+    @classmethod
+    def _check_resume(cls, value: Optional[str]) -> Optional[str]:
+        if value not in (None, "latest") and not Path(value).expanduser().is_file():
+            raise ValueError("must be 'latest' or the path of an existing .ckpt file")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _check_combination(self) -> "DreamBoothConfig":
+        if self.with_prior_preservation and not self.class_prompt:
+            raise ValueError("with_prior_preservation needs class_prompt")
+        if self.instance_data_dir is None:
+            raise ValueError("instance_data_dir (instance_images) is required: a folder, glob or list of images")
+        return self
+
+    # -- derived -----------------------------------------------------------------------------------
+    @property
+    def prior_preservation(self) -> bool:
+        return bool(self.class_prompt) if self.with_prior_preservation is None else self.with_prior_preservation
+
+    @property
+    def lightning_precision(self) -> str:
+        return MIXED_PRECISION_TO_LIGHTNING[self.mixed_precision]
+
+    @property
+    def validation_prompts(self) -> list[str]:
+        prompts = self.validation_prompt
+        return [] if prompts is None else [prompts] if isinstance(prompts, str) else list(prompts)
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """Options as plain data (lists of in-memory images are replaced by their count)."""
+        data = self.model_dump()
+        if isinstance(data["instance_data_dir"], list) and not all(isinstance(x, (str, os.PathLike)) for x in data["instance_data_dir"]):
+            data["instance_data_dir"] = f"<{len(data['instance_data_dir'])} in-memory images>"
+        return {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in data.items()}
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """The mapping in a YAML config file; errors name the file and the reason."""
+    import yaml
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise OptionsError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise OptionsError(f"{path}: not valid YAML ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise OptionsError(f"{path}: expected a mapping of option: value, got a {type(data).__name__}")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise OptionsError(f"{path}: option names must be strings, got {bad!r}")
+    base = path.parent
+    for key in ("instance_data_dir", "instance_images", "class_data_dir", "output_dir"):
+        value = data.get(key)
+        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+            data[key] = str(base / value)  # relative paths are relative to the config file
+    return data

@@ -1,0 +1,250 @@
+"""The DreamBooth LightningModule: the diffusers ``train_dreambooth.py`` loss on Lightning.
+
+Instance and class examples go through the UNet in ONE forward pass; the prediction is split and
+``loss = mse(instance) + prior_loss_weight * mse(prior)``; min-SNR weights use each half's own
+timesteps (the fix of diffusers issue #5791). Each sample's noise, timestep and VAE sample come
+from a generator seeded by its run-wide position (:func:`~vitdream.dreambooth.data.sample_generator`).
+Checkpoints hold only trainable weights + optimizer/scheduler state + RNG states, never the frozen VAE.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from vitdream.dreambooth.config import DreamBoothConfig
+from vitdream.dreambooth.data import sample_generator
+from vitdream.errors import VitdreamError
+
+INSTANCE_STREAM, CLASS_STREAM = 1, 2
+
+
+class DreamBoothModule(pl.LightningModule):
+    """UNet (+ text encoder) fine-tuning with prior preservation. ``components`` come from a SD pipeline."""
+
+    def __init__(self, config: DreamBoothConfig, components: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = config
+        self.unet = components["unet"]
+        self.vae = components["vae"]
+        self.text_encoder = components["text_encoder"]
+        self.tokenizer = components["tokenizer"]
+        self.inference_scheduler = components["scheduler"]
+        from diffusers import DDPMScheduler
+
+        self.noise_scheduler = DDPMScheduler.from_config(self.inference_scheduler.config)
+        self.strict_loading = False  # checkpoints omit frozen weights; on_load_checkpoint checks the rest
+        self.last_metrics: dict[str, float] = {}
+        self.world_batch = config.train_batch_size
+        self._freeze()
+        self.prompt_ids = self._tokenize([config.instance_prompt, config.class_prompt or config.instance_prompt])
+        self._prompt_embeds: torch.Tensor | None = None
+
+    # -- what trains -------------------------------------------------------------------------------
+    def _freeze(self) -> None:
+        self.vae.requires_grad_(False)
+        self.text_encoder.requires_grad_(self.config.train_text_encoder)
+        self.unet.requires_grad_(True)
+        if self.config.gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
+            if self.config.train_text_encoder:
+                self.text_encoder.gradient_checkpointing_enable()
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def train(self, mode: bool = True) -> "DreamBoothModule":
+        """Frozen parts stay in eval mode whatever Lightning asks."""
+        super().train(mode)
+        self.vae.eval()
+        if not self.config.train_text_encoder:
+            self.text_encoder.eval()
+        return self
+
+    # -- text ----------------------------------------------------------------------------------------
+    def _tokenize(self, prompts: list[str]) -> torch.Tensor:
+        max_length = self.config.tokenizer_max_length or self.tokenizer.model_max_length
+        return self.tokenizer(
+            prompts, truncation=True, padding="max_length", max_length=max_length, return_tensors="pt"
+        ).input_ids
+
+    def prompt_embeddings(self) -> torch.Tensor:
+        """(2, L, D): instance and class prompt embeddings (cached when the text encoder is frozen)."""
+        ids = self.prompt_ids.to(self.device)
+        if self.config.train_text_encoder:
+            return self.text_encoder(ids)[0]
+        if self._prompt_embeds is None or not self.config.pre_compute_text_embeddings:
+            with torch.no_grad():
+                self._prompt_embeds = self.text_encoder(ids)[0].detach()
+        return self._prompt_embeds
+
+    # -- latents, noise ---------------------------------------------------------------------------------
+    def _per_sample(self, positions: torch.Tensor, rows: int, make: Any) -> torch.Tensor:
+        """Stack ``make(generator)`` over ``rows``: instances (stream 1), then class examples (stream 2)."""
+        n = positions.shape[0]
+        return torch.stack([
+            make(sample_generator(self.config.seed, int(positions[i % n]), INSTANCE_STREAM if i < n else CLASS_STREAM))
+            for i in range(rows)
+        ])
+
+    def latent_distribution(self, inputs: torch.Tensor) -> Any:
+        """The VAE's latent distribution of pixel inputs, or of cached distribution parameters."""
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+        if self.config.cache_latents:
+            return DiagonalGaussianDistribution(inputs)
+        with torch.no_grad():
+            return self.vae.encode(inputs.to(self.vae.dtype)).latent_dist
+
+    def training_inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """(noisy latents, timesteps, target) for the batch, all drawn from per-sample generators."""
+        positions = batch["positions"]
+        dist = self.latent_distribution(batch["pixels"])
+        mean, std = dist.mean.float(), dist.std.float()
+        shape = mean.shape[1:]
+        num_t = self.noise_scheduler.config.num_train_timesteps
+        offset = self.config.offset_noise
+
+        def draw(gen: torch.Generator) -> torch.Tensor:
+            eps = torch.randn(shape, generator=gen)
+            noise = torch.randn(shape, generator=gen)
+            if offset:
+                noise = noise + offset * torch.randn((shape[0], 1, 1), generator=gen)
+            t = torch.randint(0, num_t, (1,), generator=gen).float()
+            return torch.cat([eps.flatten(), noise.flatten(), t])
+
+        draws = self._per_sample(positions, mean.shape[0], draw).to(self.device)
+        size = mean[0].numel()
+        eps, noise = draws[:, :size].view_as(mean), draws[:, size : 2 * size].view_as(mean)
+        timesteps = draws[:, -1].long()
+        latents = mean + std * eps
+        vae_config = self.vae.config
+        latents = (latents - (getattr(vae_config, "shift_factor", None) or 0.0)) * vae_config.scaling_factor
+        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+        if self.noise_scheduler.config.prediction_type == "v_prediction":
+            target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
+        else:
+            target = noise
+        return noisy, timesteps, target
+
+    # -- the loss ------------------------------------------------------------------------------------
+    def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``loss``, ``instance_loss`` and (with prior preservation) ``prior_loss`` of one batch."""
+        n = int(batch["num_instance"])
+        noisy, timesteps, target = self.training_inputs(batch)
+        embeds = self.prompt_embeddings()
+        which = torch.zeros(noisy.shape[0], dtype=torch.long, device=self.device)
+        which[n:] = 1
+        pred = self.unet(noisy, timesteps, embeds[which]).sample
+        per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+        per_sample = per_sample * self.snr_weights(timesteps)
+        losses = {"instance_loss": per_sample[:n].mean()}
+        loss = losses["instance_loss"]
+        if noisy.shape[0] > n:
+            losses["prior_loss"] = per_sample[n:].mean()
+            loss = loss + self.config.prior_loss_weight * losses["prior_loss"]
+        losses["loss"] = loss
+        return losses
+
+    def snr_weights(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """Min-SNR-gamma weight of each sample (ones when ``snr_gamma`` is off)."""
+        gamma = self.config.snr_gamma
+        if gamma is None:
+            return torch.ones(timesteps.shape, device=timesteps.device)
+        from diffusers.training_utils import compute_snr
+
+        snr = compute_snr(self.noise_scheduler, timesteps)
+        weights = torch.clamp(snr, max=gamma)
+        if self.noise_scheduler.config.prediction_type == "v_prediction":
+            return weights / (snr + 1)
+        return weights / snr
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        losses = self.compute_losses(batch)
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self._trainer is not None else 0.0
+        bs = int(batch["num_instance"])
+        for name, value in losses.items():
+            self.log(f"train/{name}", value.detach(), prog_bar=name == "loss", batch_size=bs)
+        self.log("train/lr", lr, batch_size=bs)
+        self.last_metrics = {k: v.detach() for k, v in losses.items()} | {"lr": lr}
+        return losses["loss"]
+
+    # -- optimizer ---------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        from diffusers.optimization import get_scheduler
+
+        c = self.config
+        lr = c.learning_rate
+        if c.scale_lr:
+            lr *= c.gradient_accumulation_steps * c.train_batch_size * max(1, self.trainer.world_size)
+        optimizer_class = torch.optim.AdamW
+        if c.use_8bit_adam:
+            try:
+                import bitsandbytes as bnb
+            except ImportError:
+                raise VitdreamError("use_8bit_adam: bitsandbytes is not installed (pip install bitsandbytes)") from None
+            optimizer_class = bnb.optim.AdamW8bit
+        optimizer = optimizer_class(
+            self.trainable_parameters(), lr=lr, betas=(c.adam_beta1, c.adam_beta2),
+            weight_decay=c.adam_weight_decay, eps=c.adam_epsilon,
+        )
+        scheduler = get_scheduler(
+            c.lr_scheduler, optimizer, num_warmup_steps=c.lr_warmup_steps, num_training_steps=c.max_train_steps,
+            num_cycles=c.lr_num_cycles, power=c.lr_power,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def trainable_state_keys(self) -> set[str]:
+        return {name for name, p in self.named_parameters() if p.requires_grad}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from lightning_fabric.utilities.seed import _collect_rng_states
+
+        keep = self.trainable_state_keys()
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+        checkpoint["rng_states"] = _collect_rng_states()
+        checkpoint["dreambooth"] = {"trainer": type(self).__name__, "seed": self.config.seed}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from lightning_fabric.utilities.seed import _set_rng_states
+
+        missing = sorted(self.trainable_state_keys() - set(checkpoint.get("state_dict", {})))
+        if missing:
+            raise VitdreamError(
+                f"checkpoint does not match this run: {len(missing)} trainable weights missing "
+                f"(first: {missing[0]}); was it made with other options (train_text_encoder, LoRA rank)?"
+            )
+        if "rng_states" in checkpoint:
+            _set_rng_states(checkpoint["rng_states"])
+
+    # -- sampling (validation images, class images) ------------------------------------------------
+    def make_pipeline(self) -> Any:
+        """A ``StableDiffusionPipeline`` sharing this module's (current) weights; safety checker off."""
+        from diffusers import StableDiffusionPipeline
+
+        pipe = StableDiffusionPipeline(
+            vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer, unet=self.unet,
+            scheduler=self.inference_scheduler, safety_checker=None, feature_extractor=None,
+            requires_safety_checker=False,
+        )
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def sample(self, prompt: str, seeds: list[int], num_inference_steps: int = 25, guidance_scale: float = 7.5) -> list[Any]:
+        """Images of ``prompt``, one per seed, at the training resolution (training mode restored after)."""
+        was_training = self.training
+        self.eval()
+        try:
+            size = self.config.resolution
+            generators = [torch.Generator().manual_seed(s) for s in seeds]
+            with torch.no_grad():
+                return self.make_pipeline()(
+                    [prompt] * len(seeds), height=size, width=size, num_inference_steps=num_inference_steps,
+                    guidance_scale=guidance_scale, generator=generators,
+                ).images
+        finally:
+            self.train(was_training)

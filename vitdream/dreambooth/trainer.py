@@ -1,0 +1,326 @@
+"""``DreamBoothTrainer``: a DreamBooth run (the ``dreambooth`` trainer plugin) -- fit, stop, resume, export.
+
+A run owns its ``output_dir``: ``config.yaml``, ``checkpoints/checkpoint-{step}.ckpt``,
+``logs/`` (TensorBoard, CSV), ``validation/step-N/``. ``fit()`` blocks; ``start()`` trains in a
+background thread (the notebook stays usable) and ``stop()`` ends it at the next step with a
+checkpoint; ``fit(resume="latest")`` continues it. Progress is an event stream (``events``,
+``subscribe``) that the dashboard widget consumes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import threading
+import traceback
+from pathlib import Path
+from typing import Any, ClassVar, Callable
+
+from vitdream.base.training import Trainer
+from vitdream.dreambooth.callbacks import EventLog
+from vitdream.dreambooth.config import DreamBoothConfig, load_yaml
+from vitdream.errors import OptionsError, VitdreamError
+
+_CKPT = re.compile(r"^checkpoint-(\d+)\.ckpt$")
+
+
+class DreamBoothTrainer(Trainer):
+    """DreamBooth: UNet (+ text encoder) fine-tuning with prior preservation, on PyTorch Lightning."""
+
+    id: ClassVar[str] = "dreambooth"
+    Options: ClassVar[type[DreamBoothConfig]] = DreamBoothConfig
+
+    def __init__(self, config: str | os.PathLike | None = None, **options: Any) -> None:
+        values = {**(load_yaml(config) if config is not None else {}), **options}
+        values.pop("trainer", None)
+        super().__init__(**values)
+        self.config: DreamBoothConfig = self.options  # type: ignore[assignment]
+        self.log = EventLog()
+        self.state = "idle"  # idle | preparing | class images | training | stopped | finished | failed
+        self.error: BaseException | None = None
+        self.traceback: str | None = None
+        self.module: Any = None
+        self.callbacks: list[Any] = []  # extra Lightning callbacks for the next fit
+        self._thread: threading.Thread | None = None
+        self._stop: Any = None
+        self._stop_requested = threading.Event()
+
+    # -- paths ------------------------------------------------------------------------------------------
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.config.output_dir).expanduser()
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.output_dir / "checkpoints"
+
+    def checkpoints(self) -> list[Path]:
+        """Saved checkpoints, oldest step first."""
+        found = [(int(m.group(1)), p) for p in self.checkpoint_dir.glob("checkpoint-*.ckpt") if (m := _CKPT.match(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def latest_checkpoint(self) -> Path | None:
+        found = self.checkpoints()
+        return found[-1] if found else None
+
+    def resolve_resume(self, resume: str | os.PathLike | None) -> str | None:
+        """``None``, ``"latest"`` (None if there is no checkpoint yet) or a path -> a checkpoint path."""
+        if resume is None:
+            return None
+        if str(resume) == "latest":
+            latest = self.latest_checkpoint()
+            return str(latest) if latest else None
+        path = Path(resume).expanduser()
+        if not path.is_file():
+            raise VitdreamError(f"resume: checkpoint {path} does not exist")
+        return str(path)
+
+    # -- events -----------------------------------------------------------------------------------------
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self.log.events
+
+    def subscribe(self, fn: Callable[[dict[str, Any]], None], replay: bool = False) -> None:
+        """Call ``fn(event)`` for each new event (in the training thread); ``replay`` sends past ones first."""
+        self.log.subscribe(fn, replay=replay)
+
+    def history(self) -> list[dict[str, Any]]:
+        """The ``step`` events: step, loss, instance_loss, prior_loss, lr, steps_per_s, eta_s."""
+        return self.log.of_type("step")
+
+    def _set_state(self, state: str, message: str = "", **fields: Any) -> None:
+        self.state = state
+        self.log.emit("status", state=state, message=message, **fields)
+
+    # -- building -----------------------------------------------------------------------------------------
+    def load_components(self) -> dict[str, Any]:
+        """The base pipeline's components (fp32, CPU); fills in ``resolution`` from the base when unset."""
+        import torch
+
+        from vitdream.generation.loading import load_pipeline
+
+        pipe = load_pipeline(self.config.pretrained_model_name_or_path, device="cpu", dtype=torch.float32,
+                             allow_pickle=self.config.allow_pickle)
+        if self.config.resolution is None:
+            self.config.resolution = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        return {k: getattr(pipe, k) for k in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")}
+
+    def build_module(self, components: dict[str, Any]) -> Any:
+        from vitdream.dreambooth.module import DreamBoothModule
+
+        return DreamBoothModule(self.config, components)
+
+    def class_dir(self) -> Path | None:
+        c = self.config
+        if not c.prior_preservation:
+            return None
+        if c.class_data_dir:
+            return Path(c.class_data_dir).expanduser()
+        from vitdream.dreambooth.class_images import default_class_dir
+
+        return default_class_dir(c.pretrained_model_name_or_path, c.class_prompt or "", c.resolution or 0)
+
+    def build_loggers(self) -> list[Any]:
+        from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+        loggers: list[Any] = []
+        for name in self.config.report_to:
+            if name == "tensorboard":
+                loggers.append(TensorBoardLogger(str(self.output_dir), name="logs", version=""))
+            elif name == "csv":
+                loggers.append(CSVLogger(str(self.output_dir), name="logs", version="csv"))
+            elif name == "wandb":
+                try:
+                    import wandb  # noqa: F401
+                except ImportError:
+                    raise VitdreamError("report_to: 'wandb' needs the wandb package (pip install wandb)") from None
+                from pytorch_lightning.loggers import WandbLogger
+
+                loggers.append(WandbLogger(save_dir=str(self.output_dir), project="vitdream-dreambooth"))
+        return loggers
+
+    def build_trainer(self) -> Any:
+        import pytorch_lightning as pl
+
+        from vitdream.dreambooth.callbacks import (
+            AtomicCheckpointIO, DreamBoothCheckpoint, RunEvents, StopControl, ValidationImages,
+        )
+
+        c = self.config
+        self._stop = StopControl()
+        if self._stop_requested.is_set():
+            self._stop.request()
+        callbacks = [
+            DreamBoothCheckpoint(self.checkpoint_dir, c.checkpointing_steps, c.checkpoints_total_limit, self.log),
+            RunEvents(self.log, c.max_train_steps),
+            self._stop,
+            ValidationImages(
+                self.log, self.output_dir / "validation", c.validation_prompts, c.validation_steps,
+                c.num_validation_images, c.validation_inference_steps, c.validation_guidance_scale, c.seed,
+            ),
+            *self.callbacks,
+        ]
+        return pl.Trainer(
+            accelerator=c.accelerator, devices=c.devices, strategy=c.strategy, num_nodes=c.num_nodes,
+            precision=c.lightning_precision, max_steps=c.max_train_steps, max_epochs=-1,
+            accumulate_grad_batches=c.gradient_accumulation_steps,
+            gradient_clip_val=c.max_grad_norm, gradient_clip_algorithm="norm",
+            callbacks=callbacks, logger=self.build_loggers() or False, plugins=[AtomicCheckpointIO()],
+            default_root_dir=str(self.output_dir), log_every_n_steps=c.log_every_n_steps,
+            use_distributed_sampler=False, num_sanity_val_steps=0, limit_val_batches=0,
+            enable_model_summary=False, enable_progress_bar=self._progress_bar, benchmark=False,
+        )
+
+    _progress_bar = True
+
+    # -- running ------------------------------------------------------------------------------------------
+    def fit(self, resume: str | os.PathLike | None = None) -> "DreamBoothTrainer":
+        """Train until ``max_train_steps`` or :meth:`stop`; ``resume``: ``"latest"`` or a checkpoint path."""
+        import pytorch_lightning as pl
+
+        from vitdream.dreambooth.data import DreamBoothData
+
+        resume = resume if resume is not None else self.config.resume_from_checkpoint
+        try:
+            self.error = self.traceback = None
+            self._set_state("preparing", "loading the base model")
+            ckpt_path = self.resolve_resume(resume)
+            pl.seed_everything(self.config.seed, workers=True, verbose=False)
+            self.module = self.build_module(self.load_components())
+            self._write_config()
+            data = DreamBoothData(self.config, self.class_dir(), self.log)
+            trainer = self.build_trainer()
+            self.trainer = trainer
+            self._set_state("training", f"resuming from {ckpt_path}" if ckpt_path else "training")
+            trainer.fit(self.module, datamodule=data, ckpt_path=ckpt_path)
+        except BaseException as exc:
+            self.error, self.traceback = exc, traceback.format_exc()
+            self._set_state("failed", f"{type(exc).__name__}: {exc}")
+            self.log.emit("error", message=f"{type(exc).__name__}: {exc}", traceback=self.traceback)
+            raise
+        finally:
+            self._stop_requested.clear()
+        latest = self.latest_checkpoint()
+        if self._stop is not None and self._stop.stopped_at is not None:
+            self._set_state("stopped", f"stopped at step {self._stop.stopped_at}, checkpoint saved", checkpoint=str(latest))
+        else:
+            self._set_state("finished", f"finished at step {self.trainer.global_step}", checkpoint=str(latest))
+        return self
+
+    def start(self, resume: str | os.PathLike | None = None) -> threading.Thread:
+        """Run :meth:`fit` in a background thread; errors land in ``error``/``traceback`` and the events."""
+        if self.running:
+            raise VitdreamError("this run is already training; stop() it first")
+
+        def target() -> None:
+            try:
+                self.fit(resume=resume)
+            except BaseException:
+                pass  # recorded by fit()
+
+        self._thread = threading.Thread(target=target, name="vitdream-dreambooth", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    fit_async = start
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, wait: bool = True, timeout: float | None = None) -> Path | None:
+        """Stop at the next optimizer step, save a checkpoint; returns it (when ``wait``)."""
+        self._stop_requested.set()
+        if self._stop is not None:
+            self._stop.request()
+        if wait:
+            self.wait(timeout)
+            return self.latest_checkpoint()
+        return None
+
+    def wait(self, timeout: float | None = None) -> "DreamBoothTrainer":
+        """Block until a background run ends."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self
+
+    # -- results ---------------------------------------------------------------------------------------------
+    def load_checkpoint(self, checkpoint: str | os.PathLike | None = None) -> Any:
+        """The module with the weights of ``checkpoint`` (default: the latest) on the base model."""
+        import torch
+
+        path = Path(checkpoint) if checkpoint else self.latest_checkpoint()
+        if path is None:
+            raise VitdreamError(f"{self.checkpoint_dir}: no checkpoint to load")
+        module = self.build_module(self.load_components())
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        module.on_load_checkpoint(state)
+        module.load_state_dict(state["state_dict"], strict=False)
+        return module
+
+    def export(self, directory: str | os.PathLike, checkpoint: str | os.PathLike | None = None) -> Path:
+        """Save a diffusers pipeline directory (safetensors) that ``StableDiffusionPipeline.from_pretrained`` loads.
+
+        Uses the trained weights in memory, or ``checkpoint`` (default: the latest) when given or not trained here.
+        The directory is written next to its destination and renamed into place (atomic).
+        """
+        module = self.load_checkpoint(checkpoint) if checkpoint is not None or self.module is None else self.module
+        return atomic_save_dir(directory, lambda tmp: self._save_pipeline(module, tmp))
+
+    def _save_pipeline(self, module: Any, directory: Path) -> None:
+        module.make_pipeline().save_pretrained(str(directory), safe_serialization=True)
+
+    def _write_config(self) -> None:
+        import yaml
+
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        data = {"trainer": self.id, **self.config.to_yaml_dict()}
+        atomic_write_text(self.output_dir / "config.yaml", yaml.safe_dump(data, sort_keys=False))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.state} output_dir={str(self.output_dir)!r}>"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_save_dir(directory: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_dir)`` then swap ``tmp_dir`` into ``directory`` (a previous one is replaced)."""
+    target = Path(directory).expanduser().resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        write(tmp)
+        for file in tmp.rglob("*"):
+            if file.is_file():
+                with open(file, "rb") as fh:
+                    os.fsync(fh.fileno())
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def create_run(config: str | os.PathLike | None = None, trainer: str | None = None, **options: Any) -> DreamBoothTrainer:
+    """A DreamBooth run from a YAML ``config`` and/or options; ``trainer`` (or the YAML key) picks the plugin."""
+    from vitdream.components import create
+
+    chosen = trainer or (load_yaml(config).get("trainer") if config is not None else None) or "dreambooth"
+    if not isinstance(chosen, str):
+        raise OptionsError(f"trainer: expected a trainer id, got {chosen!r}")
+    return create("trainers", chosen, config, **options)
