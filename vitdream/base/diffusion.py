@@ -23,10 +23,19 @@ class Generator(Component):
 
 
 class Sampler(Component):
-    """A diffusion sampler. Implement :meth:`make_scheduler`."""
+    """A diffusion sampler. Implement :meth:`make_scheduler`.
 
-    deterministic: ClassVar[bool] = True  # same seed -> same image
+    ``deterministic``: same seed and settings give the same image. ``stochastic``: fresh (seeded)
+    noise is injected at every step, so the image changes with the number of steps.
+    """
+
+    deterministic: ClassVar[bool] = True
+    stochastic: ClassVar[bool] = False
 
     @abstractmethod
     def make_scheduler(self, config: Any) -> Any:
-        """A diffusers scheduler built from another scheduler's ``config``."""
+        """A diffusers scheduler built from another scheduler's ``config`` (use ``from_config``)."""
+
+    def step_kwargs(self) -> dict[str, Any]:
+        """Extra keyword arguments for the scheduler's ``step`` (e.g. DDIM's ``eta``)."""
+        return {}

@@ -1,4 +1,4 @@
-"""Built-in plugin: the diffusers Stable Diffusion backend and its samplers."""
+"""Built-in plugin: the diffusers Stable Diffusion backend, its samplers and ``vitdream generate``."""
 
 from vitdream.hookspecs import hookimpl
 
@@ -13,12 +13,30 @@ def register_backends(register):
     )
 
 
+# id, class, deterministic for a seed, stochastic (fresh noise each step), description
+BUILTIN_SAMPLERS = (
+    ("ddim", "DDIMSampler", True, False, "DDIM (eta=0): deterministic ODE sampler"),
+    ("euler", "EulerSampler", True, False, "Euler discrete, first-order ODE sampler"),
+    ("euler-ancestral", "EulerAncestralSampler", True, True, "Euler ancestral: seeded noise each step"),
+    ("dpm-solver++", "DPMSolverSampler", True, False, "DPM-Solver++ (2M), multistep"),
+)
+
+
 @hookimpl(trylast=True)
 def register_samplers(register):
-    for id, cls, deterministic, description in (
-        ("ddim", "DDIMSampler", True, "DDIM (eta=0): deterministic"),
-        ("euler", "EulerSampler", True, "Euler discrete"),
-        ("euler-ancestral", "EulerAncestralSampler", True, "Euler ancestral: adds seeded noise each step"),
-        ("dpm-solver++", "DPMSolverSampler", True, "DPM-Solver++ (2M), multistep"),
-    ):
-        register(f"vitdream.generation.samplers:{cls}", id=id, description=description, deterministic=deterministic)
+    for id, cls, deterministic, stochastic, description in BUILTIN_SAMPLERS:
+        register(
+            f"vitdream.generation.samplers:{cls}",
+            id=id,
+            description=description,
+            deterministic=deterministic,
+            stochastic=stochastic,
+        )
+
+
+@hookimpl
+def register_commands(cli):
+    from vitdream.generation.cli import generate_command, samplers_command
+
+    cli.add_command(generate_command)
+    cli.add_command(samplers_command)

@@ -1,0 +1,244 @@
+"""``DiffusersSD``: text-to-image with any diffusers Stable Diffusion 1.x/2.x pipeline.
+
+Uses the pipeline's components (tokenizer, text encoder, UNet, VAE) and vitdream's own loop
+(:mod:`vitdream.generation.cfg`) with a fresh scheduler from the chosen sampler plugin per call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import warnings
+from typing import Any, Sequence
+
+from pydantic import Field
+
+from vitdream.base import Generator, Options, Sampler
+from vitdream.components import get_entry
+from vitdream.errors import OptionsError
+from vitdream.generation.cfg import StepCallback, check_callback_inputs, denoise, step_arguments
+from vitdream.generation.grid import image_row
+from vitdream.generation.pngmeta import KEY, read_settings, save_image
+from vitdream.generation.settings import GenerationSettings
+from vitdream.plugins import get_registry
+
+
+class DiffusersSDOptions(Options):
+    model: Any = Field(None, description="None (embedded mini SD), a directory, a hub id, or a diffusers pipeline")
+    device: str | None = None
+    dtype: str | None = None
+    allow_pickle: bool = False
+    lora: str | None = None
+    lora_scale: float = 1.0
+
+
+class DiffusersSD(Generator):
+    """Stable Diffusion 1.x/2.x from diffusers, with batched classifier-free guidance."""
+
+    id = "diffusers-sd"
+    Options = DiffusersSDOptions
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        opts = self.options
+        if hasattr(opts.model, "unet") and hasattr(opts.model, "vae"):
+            self.pipe = opts.model
+            if opts.lora:
+                from vitdream.generation.loading import apply_lora
+
+                apply_lora(self.pipe, opts.lora, scale=opts.lora_scale, allow_pickle=opts.allow_pickle)
+        else:
+            from vitdream.generation.loading import load_pipeline
+
+            model = os.fspath(opts.model) if isinstance(opts.model, os.PathLike) else opts.model
+            self.pipe = load_pipeline(
+                model, device=opts.device, dtype=opts.dtype, allow_pickle=opts.allow_pickle,
+                lora=opts.lora, lora_scale=opts.lora_scale,
+            )
+        self._lock = threading.Lock()
+
+    # -- facts -----------------------------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        """How the model is named in image metadata (path, hub id or ``vitdream:mini-sd``)."""
+        return getattr(self.pipe, "vitdream_model", None) or getattr(self.pipe, "name_or_path", "") or "in-memory"
+
+    @property
+    def native_size(self) -> int:
+        """The image side the model was trained at (UNet sample size x VAE scale factor)."""
+        return int(self.pipe.unet.config.sample_size) * int(self.pipe.vae_scale_factor)
+
+    @staticmethod
+    def samplers() -> list[dict[str, Any]]:
+        """Every registered sampler: id, plugin, description, deterministic, stochastic."""
+        rows = []
+        for entry in get_registry().entries("samplers"):
+            info = entry.info()
+            info.setdefault("deterministic", bool(getattr(entry.load(), "deterministic", True)))
+            info.setdefault("stochastic", bool(getattr(entry.load(), "stochastic", False)))
+            rows.append(info)
+        return rows
+
+    # -- settings --------------------------------------------------------------------------
+    def settings(self, prompt: str, **values: Any) -> GenerationSettings:
+        """Validated settings for ``prompt`` (all errors at once, before any compute)."""
+        values = {k: v for k, v in values.items() if v is not None}
+        sampler = values.get("sampler")
+        if isinstance(sampler, Sampler):
+            values["sampler"] = sampler.id
+            values["sampler_options"] = sampler.options.model_dump()
+        values.setdefault("height", self.native_size)
+        values.setdefault("width", self.native_size)
+        settings = GenerationSettings.parse("generate", prompt=prompt, model=self.model_name,
+                                            loras=self._loras(), **values)
+        factor = int(self.pipe.vae_scale_factor)
+        for side in ("height", "width"):
+            if getattr(settings, side) % factor:
+                raise OptionsError(f"generate: option {side!r}: must be a multiple of {factor} for this model's VAE")
+        self.make_sampler(settings)  # unknown sampler id or bad sampler options fail here
+        return settings
+
+    def make_sampler(self, settings: GenerationSettings) -> Sampler:
+        return get_entry("samplers", settings.sampler).create(**settings.sampler_options)
+
+    def _loras(self) -> list[tuple[str, float]]:
+        return [(path, scale) for _, path, scale in getattr(self.pipe, "vitdream_loras", [])]
+
+    # -- generation ------------------------------------------------------------------------
+    def generate(
+        self,
+        prompt: str,
+        *,
+        guidance_scale: float = 7.5,
+        steps: int = 25,
+        seed: int | None = None,
+        negative_prompt: str = "",
+        sampler: str | Sampler = "ddim",
+        num_images: int = 1,
+        height: int | None = None,
+        width: int | None = None,
+        guidance_rescale: float = 0.0,
+        sampler_options: dict[str, Any] | None = None,
+        callback: StepCallback | None = None,
+        callback_inputs: Sequence[str] = ("latents",),
+        cancel: threading.Event | None = None,
+        progress: bool = False,
+    ) -> list[Any]:
+        """Generate ``num_images`` PIL images; each carries its settings in ``image.info``.
+
+        Image ``i`` uses seed ``seed + i`` (None: a random seed, recorded). ``guidance_scale <= 1``
+        skips the unconditional pass. ``callback(info)`` runs after every step with
+        ``step``, ``num_steps``, ``timestep`` and the tensors in ``callback_inputs`` (see
+        :data:`vitdream.generation.cfg.CALLBACK_INPUTS`); :meth:`preview` decodes ``info["latents"]``.
+        """
+        settings = self.settings(
+            prompt, guidance_scale=guidance_scale, steps=steps, seed=seed, negative_prompt=negative_prompt,
+            sampler=sampler, num_images=num_images, height=height, width=width,
+            guidance_rescale=guidance_rescale, sampler_options=sampler_options,
+        )
+        check_callback_inputs(callback_inputs)
+        return self.run(settings, callback=callback, callback_inputs=callback_inputs, cancel=cancel,
+                        progress=progress)
+
+    def run(self, settings: GenerationSettings, *, callback: StepCallback | None = None,
+            callback_inputs: Sequence[str] = ("latents",), cancel: threading.Event | None = None,
+            progress: bool = False, batched: bool = True) -> list[Any]:
+        """Generate from validated ``settings``; ``batched=False`` uses two UNet calls per step."""
+        import torch
+
+        pipe, s = self.pipe, settings
+        sampler = self.make_sampler(s)
+        if progress:
+            callback = _with_progress(callback, s.steps)
+        with self._lock, torch.inference_mode():
+            cond, uncond = pipe.encode_prompt(s.prompt, pipe.device, s.num_images, s.cfg, s.negative_prompt or None)
+            scheduler = sampler.make_scheduler(pipe.scheduler.config)
+            scheduler.set_timesteps(s.steps, device=pipe.device)
+            generators = [torch.Generator(device="cpu").manual_seed(s.seed + i) for i in range(s.num_images)]
+            latents = self.initial_latents(s, generators) * scheduler.init_noise_sigma
+            latents = denoise(
+                pipe.unet, scheduler, latents, cond, uncond if s.cfg else None,
+                guidance_scale=s.guidance_scale, guidance_rescale=s.guidance_rescale,
+                step_kwargs=step_arguments(scheduler, generators, sampler.step_kwargs()),
+                callback=callback, callback_inputs=callback_inputs, cancel=cancel, batched=batched,
+            )
+            images = self.decode(latents)
+        for i, image in enumerate(images):
+            image.info[KEY] = json.dumps(s.for_image(i), sort_keys=True)
+            image.info["parameters"] = s.a1111_parameters(i)
+        return images
+
+    def initial_latents(self, settings: GenerationSettings, generators: list[Any]) -> Any:
+        """Unit Gaussian latents, image ``i`` drawn from ``generators[i]`` (on the CPU, for reproducibility)."""
+        from diffusers.utils.torch_utils import randn_tensor
+
+        factor = self.pipe.vae_scale_factor
+        shape = (settings.num_images, self.pipe.unet.config.in_channels,
+                 settings.height // factor, settings.width // factor)
+        return randn_tensor(shape, generator=generators, device=self.pipe.device, dtype=self.pipe.unet.dtype)
+
+    def decode(self, latents: Any) -> list[Any]:
+        """Latents to PIL images with the VAE (also what a per-step preview shows)."""
+        import torch
+
+        vae = self.pipe.vae
+        with torch.inference_mode():
+            pixels = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+        return self.pipe.image_processor.postprocess(pixels, output_type="pil")
+
+    preview = decode
+
+    def guidance_sweep(
+        self, prompt: str, scales: Sequence[float] = (1, 3, 5, 7.5, 10), seed: int = 0, **settings: Any
+    ) -> Any:
+        """One row of images, same prompt and seed, one per guidance scale (labelled ``g=...``).
+
+        The row's ``info["images"]`` holds the individual images (each with its settings).
+        """
+        if not scales:
+            raise OptionsError("guidance_sweep: option 'scales': give at least one guidance scale")
+        checked = [self.settings(prompt, seed=seed, guidance_scale=g, **settings) for g in scales]
+        images = [self.run(s)[0] for s in checked]
+        row = image_row(images, [f"g={g:g}" for g in scales])
+        row.info["images"] = images
+        return row
+
+    def reproduce(self, source: Any, *, exact: bool = True) -> Any:
+        """Regenerate the image whose PNG metadata is in ``source`` (a path or PIL image).
+
+        Image ``i`` of a batch is regenerated alone with seed ``seed + i``; with ``exact=True``
+        (default) the whole batch is rerun instead, since batched float maths can differ in the
+        last bits from a batch of one.
+        """
+        recorded = read_settings(source)
+        index = recorded.pop("index", 0)
+        image_seed = recorded.pop("image_seed", recorded.get("seed", 0) + index)
+        if recorded.get("model") != self.model_name:
+            warnings.warn(f"image was made with model {recorded.get('model')!r}, reproducing with {self.model_name!r}",
+                          stacklevel=2)
+        recorded["loras"] = [tuple(x) for x in recorded.get("loras", [])]
+        if recorded["loras"] != self._loras():
+            warnings.warn(f"image was made with LoRAs {recorded['loras']}, this generator has {self._loras()}",
+                          stacklevel=2)
+        recorded.update(model=self.model_name, loras=self._loras())
+        if not (exact and recorded.get("num_images", 1) > 1):
+            recorded.update(seed=image_seed, num_images=1)
+            index = 0
+        return self.run(GenerationSettings.parse("reproduce", **recorded))[index]
+
+    save = staticmethod(save_image)
+
+
+def _with_progress(callback: StepCallback | None, total: int) -> StepCallback:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc="generating", unit="step")
+
+    def wrapped(info: dict[str, Any]) -> Any:
+        bar.update(1)
+        if info["step"] == info["num_steps"]:
+            bar.close()
+        return callback(info) if callback is not None else None
+
+    return wrapped

@@ -1,0 +1,24 @@
+"""Lay generated images out in one labelled row (guidance sweeps)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+
+def image_row(images: Sequence[Any], labels: Sequence[str] | None = None, *, gap: int = 2) -> Any:
+    """One row of ``images`` (same size), each with its label in a strip underneath."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not images:
+        raise ValueError("image_row: no images")
+    w, h = images[0].size
+    strip = 14 if labels else 0
+    row = Image.new("RGB", (len(images) * w + (len(images) - 1) * gap, h + strip), "white")
+    draw = ImageDraw.Draw(row)
+    font = ImageFont.load_default()
+    for i, image in enumerate(images):
+        x = i * (w + gap)
+        row.paste(image.convert("RGB"), (x, 0))
+        if labels:
+            draw.text((x + 1, h + 1), str(labels[i]), fill="black", font=font)
+    return row
