@@ -215,11 +215,15 @@ class LabPage:
     """A JupyterLab tab, with what galata's ``page.notebook`` offers that these tests need."""
 
     def __init__(self, page, server: LabServer):
-        self.page = page
         self.server = server
         self.console_errors: list[str] = []
         self.kernel_errors: list[str] = []
         self.kernel_stderr: list[str] = []
+        self.check_on_teardown = True
+        self.attach(page)
+
+    def attach(self, page) -> None:
+        self.page = page
         page.on("console", self._on_console)
         page.on("pageerror", lambda exc: self.console_errors.append(f"pageerror: {exc}"))
         page.on("websocket", self._on_websocket)
@@ -253,8 +257,10 @@ class LabPage:
         out = [f"console error: {e}" for e in self.console_errors]
         out += [f"kernel error: {e}" for e in self.kernel_errors]
         out += [f"traceback on stderr: {e}" for e in self.kernel_stderr]
-        try:
-            body = self.page.inner_text("body", timeout=5000)
+        try:  # textContent: also the collapsed details of an error view
+            body = self.page.evaluate(
+                "() => Array.from(document.querySelectorAll('.jp-OutputArea')).map(e => e.textContent).join(' ')"
+            )
         except Exception:  # noqa: BLE001 -- page gone; the other checks still count
             body = ""
         out += [f"page shows {t!r}" for t in WIDGET_ERROR_TEXT if t in body]
@@ -265,13 +271,38 @@ class LabPage:
         assert not problems, "widget errors in the browser:\n" + "\n".join(problems)
 
     # -- notebook actions
-    def open_notebook(self, name: str) -> None:
-        """Open ``name`` (relative to the server root) alone in a fresh workspace; wait for its kernel."""
-        self.page.goto(self.server.url(f"lab/tree/{name}?reset"))
+    def start(self) -> None:
+        """Load JupyterLab in a fresh workspace (``?reset``) and wait until the application has started."""
+        self.page.goto(self.server.url("lab?reset"))
         self.page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started", timeout=120_000)
         self.page.evaluate("() => window.jupyterapp.started")
-        self.page.locator(".jp-NotebookPanel").first.wait_for(timeout=60_000)
+        self.close_all()  # the Launcher
+
+    def reset(self) -> None:
+        """Forget what the previous test recorded."""
+        self.console_errors.clear()
+        self.kernel_errors.clear()
+        self.kernel_stderr.clear()
+        self.check_on_teardown = True
+
+    def open_notebook(self, name: str) -> None:
+        """Open ``name`` (relative to the server root) and wait until its kernel is idle."""
+        self.page.evaluate("(path) => window.jupyterapp.commands.execute('docmanager:open', {path})", name)
+        self.page.wait_for_function(
+            """(path) => { const w = window.jupyterapp.shell.currentWidget;
+                           return w && w.context && w.context.path === path && w.content && w.content.widgets; }""",
+            arg=name,
+            timeout=60_000,
+        )
         self.wait_for_kernel_idle(timeout=120)
+
+    def close_all(self) -> None:
+        """Close every open document without the "save changes?" dialog (tests never save)."""
+        self.page.evaluate(
+            """() => { for (const w of Array.from(window.jupyterapp.shell.widgets('main'))) {
+                         if (w.context && w.context.model) w.context.model.dirty = false;
+                         w.close(); } }"""
+        )
 
     def _kernel_state(self) -> str | None:
         return self.page.evaluate(
@@ -319,6 +350,11 @@ class LabPage:
         """The output area of code cell ``index`` (0-based over all cells)."""
         return self.page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea")
 
+    def show(self, locator) -> None:
+        """Make room for ``locator`` in the screenshot: close the side panels, scroll it into view."""
+        self.page.evaluate("() => { const s = window.jupyterapp.shell; s.collapseLeft(); s.collapseRight(); }")
+        locator.scroll_into_view_if_needed()
+
     def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
@@ -326,24 +362,43 @@ class LabPage:
         return path
 
 
-@pytest.fixture
-def lab(browser, jupyterlab, request):
+@pytest.fixture(scope="session")
+def _lab_page(browser, jupyterlab):
+    """One JupyterLab tab for the session: booting the front end costs ~10 s on a loaded 2-core machine."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=False)
     context.set_default_timeout(60_000)
     page = context.new_page()
     helper = LabPage(page, jupyterlab)
+    helper.start()
+    yield helper
+    context.close()
+
+
+@pytest.fixture
+def lab(_lab_page, jupyterlab, request):
+    """The JupyterLab tab, clean for this test; screenshot, error check and kernel shutdown afterwards."""
+    helper = _lab_page
+    if helper.page.is_closed():
+        helper.attach(helper.page.context.new_page())
+    if not helper.page.evaluate("() => !!(window.jupyterapp && window.jupyterapp.started)"):
+        helper.start()
+    helper.reset()
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     try:
         yield helper
-        helper.assert_no_problems()
+        if helper.check_on_teardown:
+            helper.assert_no_problems()
     finally:
         try:
             helper.screenshot(name)
         finally:
+            try:
+                helper.close_all()
+            except Exception:  # noqa: BLE001 -- a broken page is reloaded by the next test
+                helper.page.goto("about:blank")
             # Shut the test's kernels down so the next test starts on a quiet machine.
             try:
                 for s in jupyterlab.api("api/sessions"):
                     jupyterlab.api(f"api/sessions/{s['id']}", method="DELETE")
             except Exception:  # noqa: BLE001 -- teardown of the server kills them anyway
                 pass
-            context.close()

@@ -49,4 +49,23 @@ def test_plain_widgets_render_and_update(lab, tmp_path):
         page.wait_for_timeout(100)
     assert "ticks: 5 (done)" in seen
     assert len(seen) >= 3, f"expected intermediate updates, saw {seen}"
+    lab.show(box)
     lab.assert_no_problems()
+
+
+def test_error_detection_catches_broken_widgets(lab):
+    """The checks every browser test relies on must fail on a widget that cannot render or that raises."""
+    lab.check_on_teardown = False  # this test expects problems
+    lab.open_notebook("broken_widgets.ipynb")
+    lab.run_all_cells()
+    expect(lab.page.get_by_text("Error displaying widget").first).to_be_visible()
+    lab.page.get_by_role("button", name="Explode").click()
+    for _ in range(100):
+        if lab.kernel_errors:
+            break
+        lab.page.wait_for_timeout(100)
+    problems = "\n".join(lab.problems())
+    assert "Error displaying widget" in problems
+    assert "ValueError: boom from a widget callback" in problems
+    with pytest.raises(AssertionError, match="widget errors in the browser"):
+        lab.assert_no_problems()
