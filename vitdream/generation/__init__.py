@@ -18,6 +18,19 @@ def load_generator(model: Any = None, *, backend: str | None = None, **options: 
     return entry.create(model=model, **options)
 
 
+def list_samplers() -> list[dict[str, Any]]:
+    """Every registered sampler: id, plugin, description, deterministic (for a seed), stochastic."""
+    from vitdream.plugins import get_registry
+
+    rows = []
+    for entry in get_registry().entries("samplers"):
+        info = entry.info()
+        info.setdefault("deterministic", bool(getattr(entry.load(), "deterministic", True)))
+        info.setdefault("stochastic", bool(getattr(entry.load(), "stochastic", False)))
+        rows.append(info)
+    return rows
+
+
 def __getattr__(name: str) -> Any:
     if name == "load_pipeline":
         from vitdream.generation.loading import load_pipeline

@@ -21,7 +21,6 @@ from vitdream.generation.cfg import StepCallback, check_callback_inputs, denoise
 from vitdream.generation.grid import image_row
 from vitdream.generation.pngmeta import KEY, read_settings, save_image
 from vitdream.generation.settings import GenerationSettings
-from vitdream.plugins import get_registry
 
 
 class DiffusersSDOptions(Options):
@@ -72,13 +71,9 @@ class DiffusersSD(Generator):
     @staticmethod
     def samplers() -> list[dict[str, Any]]:
         """Every registered sampler: id, plugin, description, deterministic, stochastic."""
-        rows = []
-        for entry in get_registry().entries("samplers"):
-            info = entry.info()
-            info.setdefault("deterministic", bool(getattr(entry.load(), "deterministic", True)))
-            info.setdefault("stochastic", bool(getattr(entry.load(), "stochastic", False)))
-            rows.append(info)
-        return rows
+        from vitdream.generation import list_samplers
+
+        return list_samplers()
 
     # -- settings --------------------------------------------------------------------------
     def settings(self, prompt: str, **values: Any) -> GenerationSettings:

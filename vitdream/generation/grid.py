@@ -5,12 +5,18 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 
-def image_row(images: Sequence[Any], labels: Sequence[str] | None = None, *, gap: int = 2) -> Any:
-    """One row of ``images`` (same size), each with its label in a strip underneath."""
+def image_row(images: Sequence[Any], labels: Sequence[str] | None = None, *, gap: int = 2, min_side: int = 64) -> Any:
+    """One row of ``images`` (same size), each with its label in a strip underneath.
+
+    Tiles smaller than ``min_side`` are enlarged by a whole factor (nearest neighbour) so labels fit.
+    """
     from PIL import Image, ImageDraw, ImageFont
 
     if not images:
         raise ValueError("image_row: no images")
+    factor = max(1, -(-min_side // min(images[0].size)))
+    if factor > 1:
+        images = [im.resize((im.width * factor, im.height * factor), Image.NEAREST) for im in images]
     w, h = images[0].size
     strip = 14 if labels else 0
     row = Image.new("RGB", (len(images) * w + (len(images) - 1) * gap, h + strip), "white")

@@ -1,0 +1,79 @@
+"""``vitdream generate`` and ``vitdream samplers``: thin command-line views over the Python API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def _fail_clearly(func):
+    """Turn vitdream errors into a one-line CLI error (exit status 1) instead of a traceback."""
+    import functools
+
+    from vitdream.errors import VitdreamError
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except VitdreamError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+@click.command(name="generate")
+@click.argument("prompt")
+@click.option("--model", default=None, help="Pipeline directory or hub id (default: the embedded mini SD).")
+@click.option("--guidance-scale", "-g", type=float, default=7.5, show_default=True)
+@click.option("--steps", type=int, default=25, show_default=True)
+@click.option("--seed", type=int, default=None, help="Seed of the first image (default: random, recorded).")
+@click.option("--sampler", default="ddim", show_default=True, help="A sampler id (see `vitdream samplers`).")
+@click.option("--negative-prompt", default="")
+@click.option("--num-images", "-n", type=int, default=1, show_default=True)
+@click.option("--height", type=int, default=None, help="Default: the model's native size.")
+@click.option("--width", type=int, default=None)
+@click.option("--guidance-rescale", type=float, default=0.0, show_default=True)
+@click.option("--lora", default=None, help="LoRA weights to apply on top of the model.")
+@click.option("--device", default=None, help="cpu, cuda, ... (default: CUDA when present).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file (FILE-1.png... for -n > 1).")
+@_fail_clearly
+def generate_command(prompt, model, guidance_scale, steps, seed, sampler, negative_prompt, num_images, height,
+                     width, guidance_rescale, lora, device, out):
+    """Generate images from PROMPT and save them as PNG with their settings in the metadata."""
+    from vitdream.components import get_entry
+    from vitdream.generation import load_generator
+    from vitdream.generation.settings import GenerationSettings
+
+    values = dict(guidance_scale=guidance_scale, steps=steps, negative_prompt=negative_prompt, sampler=sampler,
+                  num_images=num_images, guidance_rescale=guidance_rescale)
+    # Fail on bad arguments before spending time loading the model.
+    GenerationSettings.parse("generate", prompt=prompt, height=height or 8, width=width or 8, **values)
+    get_entry("samplers", sampler)
+    if not out.lower().endswith(".png"):
+        raise click.BadParameter("settings are stored in PNG metadata; use a .png file name", param_hint="--out")
+    gen = load_generator(model, device=device, lora=lora)
+    images = gen.generate(prompt, seed=seed, height=height, width=width, progress=True, **values)
+    out_path = Path(out)
+    for i, image in enumerate(images):
+        path = out_path if len(images) == 1 else out_path.with_name(f"{out_path.stem}-{i + 1}{out_path.suffix}")
+        gen.save(image, path)
+        click.echo(f"{path}  seed={json.loads(image.info['vitdream'])['image_seed']}")
+
+
+@click.command(name="samplers")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def samplers_command(as_json):
+    """List the registered samplers and whether a seed makes them deterministic."""
+    from vitdream.generation import list_samplers
+
+    rows = list_samplers()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'id':<18}{'deterministic':<15}{'stochastic':<12}{'plugin':<36}description")
+    for r in rows:
+        click.echo(f"{r['id']:<18}{'yes' if r['deterministic'] else 'no':<15}{'yes' if r['stochastic'] else 'no':<12}"
+                   f"{r['plugin']:<36}{r['description']}")
