@@ -1,0 +1,94 @@
+"""``vitdream index build|search|info`` -- thin commands over :mod:`vitdream.search`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+
+def _clear_errors(fn: Any) -> Any:
+    """Turn vitdream's errors into a one-line CLI error instead of a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from vitdream.errors import VitdreamError
+
+        try:
+            return fn(*args, **kwargs)
+        except (VitdreamError, FileNotFoundError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
+@click.group()
+def index() -> None:
+    """Build and query image-similarity indexes."""
+
+
+@index.command()
+@click.argument("source")
+@click.option("--out", required=True, type=click.Path(), help="Index folder to write (extended if it exists).")
+@click.option("--model", default=None, help="Embedder model (hub id or folder; default: the embedded mini ViT).")
+@click.option("--kind", default=None, help="Index kind, e.g. faiss-flat, faiss-hnsw, faiss-ivf (see `vitdream plugins`).")
+@click.option("--layer", default=-1, show_default=True, help="Encoder layer to embed from (-1: final).")
+@click.option("--pool", default="cls", type=click.Choice(["cls", "mean"]), show_default=True)
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Index option, e.g. ef_search=256 (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@_clear_errors
+def build(source: str, out: str, model: str | None, kind: str | None, layer: int, pool: str, options: tuple[str, ...], as_json: bool) -> None:
+    """Embed the images of SOURCE (folder or glob) into the index at --out."""
+    from vitdream.search import build_index
+
+    idx = build_index(source, kind=kind, out=out, model=model, layer=layer, pool=pool, progress=not as_json, **_parse_options(options))
+    failures = [f.to_dict() for f in idx.failures]
+    if as_json:
+        click.echo(json.dumps({"index": out, "count": len(idx), "kind": idx.kind, "dim": idx.dim, "failures": failures}))
+        return
+    click.echo(f"{out}: {len(idx)} images, kind {idx.kind}, dim {idx.dim}")
+    for f in failures:
+        click.echo(f"  skipped {f['source']}: {f['reason']}", err=True)
+
+
+@index.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.argument("image")
+@click.option("-k", "k", default=10, show_default=True, help="Number of neighbours.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: [{path, score, id}, ...].")
+@_clear_errors
+def search(path: str, image: str, k: int, as_json: bool) -> None:
+    """Print the K images of the index at PATH most similar to IMAGE."""
+    from vitdream.search import load_index
+
+    hits = load_index(path).search(image, k=k)
+    if as_json:
+        click.echo(json.dumps([{"path": h.path, "score": round(h.score, 6), "id": h.id} for h in hits]))
+        return
+    for rank, hit in enumerate(hits, 1):
+        click.echo(f"{rank:3d}  {hit.score:.4f}  {hit.path}")
+
+
+@index.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@_clear_errors
+def info(path: str) -> None:
+    """Print the manifest of the index at PATH."""
+    from vitdream.search import load_index
+
+    click.echo(json.dumps(load_index(path).manifest(), indent=1))

@@ -1,0 +1,173 @@
+"""``vd.widgets.search(index)``: query by upload, path or a click on a result; see the neighbours.
+
+A thin view over :class:`vitdream.search.ImageIndex`: the search runs in the caller's thread
+(milliseconds), thumbnails are filled in by a background thread that sets ``Image.value``
+directly (no ``with output:``), generated lazily and cached by the index. A newer query
+cancels the thumbnail work of an older one.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import threading
+from typing import Any
+
+import ipywidgets as w
+
+from vitdream.search import Hit, ImageIndex
+
+_PLACEHOLDER = (  # 1x1 light-grey GIF shown until a thumbnail is ready
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xdd\xdd\xdd\x00\x00\x00!\xf9\x04\x00\x00\x00\x00\x00,"
+    b"\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+
+
+class ResultCard(w.VBox):
+    """One neighbour: thumbnail, score and name, and a "more like this" button."""
+
+    def __init__(self, size: int, on_more: Any) -> None:
+        self.image = w.Image(value=_PLACEHOLDER, format="gif", layout=w.Layout(width=f"{size}px", height=f"{size}px", object_fit="contain"))
+        self.caption = w.HTML()
+        self.button = w.Button(description="more like this", layout=w.Layout(width=f"{size}px"))
+        self.hit: Hit | None = None
+        self.button.on_click(lambda _: self.hit is not None and on_more(self.hit))
+        super().__init__([self.image, self.caption, self.button], layout=w.Layout(width=f"{size + 12}px", padding="4px"))
+
+    def show(self, hit: Hit) -> None:
+        self.hit = hit
+        name = html.escape(os.path.basename(hit.path))
+        self.caption.value = f"<div style='font-size:11px;line-height:1.2' title='{html.escape(hit.path)}'><b>{hit.score:.3f}</b> {name}</div>"
+        self.image.format, self.image.value = "gif", _PLACEHOLDER
+
+
+class SearchWidget(w.VBox):
+    """The search widget. ``query(q)`` runs a search from code; ``hits`` holds the last results."""
+
+    def __init__(self, index: ImageIndex, k: int = 10, columns: int = 5, thumb_size: int = 128, show_map: bool = False) -> None:
+        self.index, self.thumb_size = index, thumb_size
+        self.hits: list[Hit] = []
+        self.error: str | None = None
+        self._query: Any = None
+        self._generation = 0
+        self._thread: threading.Thread | None = None
+
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="Upload query")
+        self.path = w.Text(placeholder="…or a path, an indexed file or an id", layout=w.Layout(width="320px"))
+        self.go = w.Button(description="Search", button_style="primary")
+        self.k_slider = w.IntSlider(value=max(1, min(k, max(1, len(index)))), min=1, max=max(1, min(100, len(index))), description="k", continuous_update=False)
+        self.map_toggle = w.ToggleButton(value=show_map, description="2-D map")
+        self.query_image = w.Image(value=_PLACEHOLDER, format="gif", layout=w.Layout(width=f"{thumb_size}px", height=f"{thumb_size}px", object_fit="contain"))
+        self.status = w.HTML(f"<i>{html.escape(repr(index))}</i>")
+        self.map_image = w.Image(format="png", layout=w.Layout(display="block" if show_map else "none", max_width="520px"))
+        self.cards: list[ResultCard] = []
+        self.grid = w.GridBox(layout=w.Layout(grid_template_columns=f"repeat({columns}, {thumb_size + 16}px)"))
+
+        self.upload.observe(self._on_upload, names="value")
+        self.go.on_click(lambda _: self._on_path())
+        self.path.on_submit(lambda _: self._on_path())
+        self.k_slider.observe(lambda _: self._query is not None and self.query(self._query), names="value")
+        self.map_toggle.observe(self._on_map_toggle, names="value")
+        controls = w.HBox([self.upload, self.path, self.go, self.k_slider, self.map_toggle])
+        super().__init__([controls, w.HBox([self.query_image, self.status]), self.grid, self.map_image])
+
+    # -- actions ----------------------------------------------------------------------------
+    def query(self, query: Any) -> list[Hit]:
+        """Search for ``query`` (anything :meth:`ImageIndex.search` accepts) and show the results."""
+        self._query = query
+        try:
+            self.hits = self.index.search(query, k=self.k_slider.value)
+        except Exception as exc:  # shown in the widget: a notebook user sees why
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.status.value = f"<span style='color:#c92a2a'>{html.escape(self.error)}</span>"
+            return []
+        self.error = None
+        self.status.value = f"{len(self.hits)} nearest of {len(self.index)} images — {html.escape(_describe(query))}"
+        while len(self.cards) < len(self.hits):
+            self.cards.append(ResultCard(self.thumb_size, self.query))
+        for card, hit in zip(self.cards, self.hits):
+            card.show(hit)
+        self.grid.children = tuple(self.cards[: len(self.hits)])
+        self._generation += 1
+        self._thread = threading.Thread(target=self._fill, args=(self._generation, query, list(self.hits)), daemon=True)
+        self._thread.start()
+        if self.map_toggle.value:
+            self._draw_map()
+        return self.hits
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Wait until the thumbnails of the last query are in (for scripts and tests)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- handlers ---------------------------------------------------------------------------
+    def _on_upload(self, change: Any) -> None:
+        files = change["new"]
+        if files:
+            self.query(bytes(files[0]["content"]))
+
+    def _on_path(self) -> None:
+        text = self.path.value.strip()
+        if text:
+            self.query(int(text) if text.isdigit() and text not in self.index else text)
+
+    def _on_map_toggle(self, change: Any) -> None:
+        self.map_image.layout.display = "block" if change["new"] else "none"
+        if change["new"]:
+            self._draw_map()
+
+    def _draw_map(self) -> None:
+        try:
+            self.map_image.value = self.index.map(self._query, k=self.k_slider.value).png()
+        except Exception as exc:
+            self.status.value += f"<br><span style='color:#c92a2a'>map: {html.escape(str(exc))}</span>"
+
+    def _fill(self, generation: int, query: Any, hits: list[Hit]) -> None:
+        """Background thread: query thumbnail, then each result's; stops if a newer query started."""
+        thumb = _query_thumbnail(self.index, query, self.thumb_size)
+        if thumb is not None and generation == self._generation:
+            self.query_image.format, self.query_image.value = "jpeg", thumb
+        for card, hit in zip(list(self.cards), hits):
+            if generation != self._generation:
+                return
+            data = self.index.thumbnail(hit.path, self.thumb_size)
+            if data is not None and card.hit == hit:
+                card.image.format, card.image.value = "jpeg", data
+
+
+def _query_thumbnail(index: ImageIndex, query: Any, size: int) -> bytes | None:
+    if isinstance(query, Hit):
+        query = query.path
+    if isinstance(query, int):
+        query = index.item(query).path
+    if isinstance(query, (str, os.PathLike)):
+        return index.thumbnail(query, size)
+    try:
+        import io
+
+        from vitdream.images import load_image
+
+        image = load_image(query)
+        image.thumbnail((size, size))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG")
+        return buffer.getvalue()
+    except Exception:
+        return None
+
+
+def _describe(query: Any) -> str:
+    if isinstance(query, Hit):
+        return f"more like {os.path.basename(query.path)}"
+    if isinstance(query, (bytes, bytearray)):
+        return "uploaded image"
+    return f"query {query!r}" if isinstance(query, int) else f"query {os.fspath(query) if isinstance(query, (str, os.PathLike)) else type(query).__name__}"
+
+
+def search(index: ImageIndex | str | os.PathLike, k: int = 10, columns: int = 5, thumb_size: int = 128, show_map: bool = False) -> SearchWidget:
+    """A search widget over ``index`` (an :class:`ImageIndex` or the path of a saved one)."""
+    if not isinstance(index, ImageIndex):
+        from vitdream.search import load_index
+
+        index = load_index(index)
+    return SearchWidget(index, k=k, columns=columns, thumb_size=thumb_size, show_map=show_map)
