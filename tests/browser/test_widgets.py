@@ -1,0 +1,71 @@
+"""The four vitdream widgets in a real JupyterLab, driven like a person would (headless Chromium).
+
+Each test opens its notebook from ``tests/browser/notebooks``, runs all cells, interacts, and leaves a
+screenshot under ``test-artifacts/browser/``; the ``lab`` fixture fails it on "Error displaying widget",
+console errors and kernel errors (also those of callbacks and background threads).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+SCORE = re.compile(r"\d+\.\d{3}")
+
+
+def _upload(page, button, path) -> None:
+    """Click a FileUpload button and pick ``path`` in the file chooser, as a person would."""
+    with page.expect_file_chooser() as chooser:
+        button.click()
+    chooser.value.set_files(str(path))
+
+
+def _images_loaded(locator) -> list[int]:
+    """naturalWidth of every <img> under ``locator`` (1 for a 1x1 placeholder, 0 when broken)."""
+    return locator.locator("img").evaluate_all("(imgs) => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+
+
+def _wait_until(page, predicate, timeout_s: float = 60, what: str = "condition"):
+    for _ in range(int(timeout_s * 5)):
+        value = predicate()
+        if value:
+            return value
+        page.wait_for_timeout(200)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# ------------------------------------------------------------------------------------------ search
+def test_search_upload_then_more_like_this(lab, tmp_path):
+    import vitdream as vd
+
+    query = vd.datasets.shapes(1, seed=123, size=32).save(tmp_path)[0]
+    lab.open_notebook("search_widget.ipynb")
+    lab.run_all_cells()
+    page = lab.page
+    ui = page.locator(".vd-search-widget")
+    expect(ui).to_be_visible()
+    cards = ui.locator(".widget-gridbox > .widget-vbox")
+
+    _upload(page, ui.locator("button.widget-upload"), query)
+    expect(ui.get_by_text("6 nearest of 40 images")).to_be_visible()
+    expect(cards).to_have_count(6)
+    captions = [cards.nth(i).locator(".widget-html").inner_text() for i in range(6)]
+    assert all(SCORE.search(c) and ".png" in c for c in captions), captions
+    # thumbnails arrive from a background thread: every card's <img> becomes a real picture
+    _wait_until(page, lambda: all(w > 1 for w in _images_loaded(cards)), what="6 thumbnails")
+
+    # click one result: its neighbours replace the grid
+    clicked = captions[3].split()[-1]
+    cards.nth(3).get_by_role("button", name="more like this").click()
+    expect(ui.get_by_text(f"more like {clicked}")).to_be_visible()
+    expect(cards).to_have_count(6)
+    _wait_until(page, lambda: all(w > 1 for w in _images_loaded(cards)), what="neighbour thumbnails")
+    after = [cards.nth(i).locator(".widget-html").inner_text() for i in range(6)]
+    assert after != captions
+    assert clicked in after[0], f"an indexed image is its own nearest neighbour: {after}"
+    lab.show(ui)
+    lab.assert_no_problems()
