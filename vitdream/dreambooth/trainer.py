@@ -35,7 +35,10 @@ class DreamBoothTrainer(Trainer):
     def __init__(self, config: str | os.PathLike | None = None, **options: Any) -> None:
         values = {**(load_yaml(config) if config is not None else {}), **options}
         values.pop("trainer", None)
-        super().__init__(**values)
+        try:
+            super().__init__(**values)
+        except OptionsError as exc:
+            raise OptionsError(f"{config}: {exc}" if config is not None else str(exc)) from None
         self.config: DreamBoothConfig = self.options  # type: ignore[assignment]
         self.log = EventLog()
         self.state = "idle"  # idle | preparing | class images | training | stopped | finished | failed
@@ -266,6 +269,9 @@ class DreamBoothTrainer(Trainer):
         Uses the trained weights in memory, or ``checkpoint`` (default: the latest) when given or not trained here.
         The directory is written next to its destination and renamed into place (atomic).
         """
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and not trainer.is_global_zero:
+            return Path(directory).expanduser().resolve()  # DDP: rank 0 writes
         module = self.load_checkpoint(checkpoint) if checkpoint is not None or self.module is None else self.module
         return atomic_save_dir(directory, lambda tmp: self._save_pipeline(module, tmp))
 

@@ -1,0 +1,99 @@
+"""DreamBooth loss math on a fixed batch, frozen VAE, min-SNR split, and class-image generation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from vitdream.dreambooth.config import DreamBoothConfig
+from vitdream.dreambooth.data import sample_generator
+from vitdream.dreambooth.module import CLASS_STREAM, INSTANCE_STREAM, DreamBoothModule
+from vitdream.testing.dreambooth import TINY_SD_SIZES
+from vitdream.testing.sd import tiny_sd_pipeline
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 2 shared cores: oversubscribed threads are 20x slower
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_sd_pipeline(**TINY_SD_SIZES)
+
+
+def make_module(pipe, **options) -> DreamBoothModule:
+    config = DreamBoothConfig(instance_data_dir=[Image.new("RGB", (16, 16))], resolution=16,
+                              instance_prompt="a photo of sks dog", class_prompt="a photo of a dog", **options)
+    components = {k: getattr(pipe, k) for k in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")}
+    return DreamBoothModule(config, components)
+
+
+def hand_losses(module: DreamBoothModule, batch, gamma=None):
+    """The diffusers formulas written out: VAE sample, add_noise, epsilon target, split mse (+ min-SNR)."""
+    pixels, positions, n = batch["pixels"], batch["positions"], int(batch["num_instance"])
+    dist = module.vae.encode(pixels).latent_dist
+    acp = module.noise_scheduler.alphas_cumprod
+    shape = dist.mean.shape[1:]
+    rows = []
+    for i in range(pixels.shape[0]):
+        gen = sample_generator(module.config.seed, int(positions[i % n]), INSTANCE_STREAM if i < n else CLASS_STREAM)
+        eps, noise = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
+        t = int(torch.randint(0, 1000, (1,), generator=gen))
+        latent = (dist.mean[i] + dist.std[i] * eps) * module.vae.config.scaling_factor
+        noisy = acp[t].sqrt() * latent + (1 - acp[t]).sqrt() * noise
+        prompt = module.prompt_ids[0 if i < n else 1][None]
+        pred = module.unet(noisy[None], torch.tensor([t]), module.text_encoder(prompt)[0]).sample[0]
+        weight = 1.0 if gamma is None else float(min(acp[t] / (1 - acp[t]), gamma) / (acp[t] / (1 - acp[t])))
+        rows.append(weight * ((pred - noise) ** 2).mean())
+    instance, prior = torch.stack(rows[:n]).mean(), torch.stack(rows[n:]).mean()
+    return instance, prior
+
+
+@pytest.mark.parametrize("gamma", [None, 5.0])
+def test_prior_preservation_loss_matches_hand_computation(pipe, gamma):
+    module = make_module(pipe, prior_loss_weight=0.7, snr_gamma=gamma, seed=3)
+    gen = torch.Generator().manual_seed(0)
+    batch = {"pixels": torch.rand(4, 3, 16, 16, generator=gen) * 2 - 1, "positions": torch.tensor([5, 9]),
+             "num_instance": torch.tensor(2)}
+    losses = module.compute_losses(batch)
+    with torch.no_grad():
+        instance, prior = hand_losses(module, batch, gamma)
+    assert losses["instance_loss"].item() == pytest.approx(instance.item(), rel=1e-4)
+    assert losses["prior_loss"].item() == pytest.approx(prior.item(), rel=1e-4)
+    assert losses["loss"].item() == pytest.approx(instance.item() + 0.7 * prior.item(), rel=1e-4)
+    assert instance.item() != pytest.approx(prior.item(), rel=1e-3)  # the two halves really differ
+
+
+def test_vae_frozen_and_gets_no_gradient(pipe):
+    module = make_module(pipe, train_text_encoder=False)
+    module.train()
+    assert not module.vae.training and not module.text_encoder.training and module.unet.training
+    batch = {"pixels": torch.zeros(2, 3, 16, 16), "positions": torch.tensor([0]), "num_instance": torch.tensor(1)}
+    module.compute_losses(batch)["loss"].backward()
+    assert all(p.grad is None for p in module.vae.parameters())
+    assert all(p.grad is None for p in module.text_encoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.unet.parameters())
+    assert module.trainable_state_keys() == {f"unet.{k}" for k, _ in module.unet.named_parameters()}
+
+
+def test_class_images_generated_only_when_missing(pipe, tmp_path):
+    from vitdream.dreambooth.class_images import ensure_class_images
+
+    made = []
+    options = dict(pipeline=pipe, seed=1, resolution=16, num_inference_steps=2, progress=False,
+                   on_image=lambda i, path: made.append(i))
+    paths = ensure_class_images(tmp_path, "a photo of a dog", 3, **options)
+    assert made == [0, 1, 2] and [p.name for p in paths] == ["class-00000.png", "class-00001.png", "class-00002.png"]
+    original = paths[1].read_bytes()
+    paths[1].unlink()
+    made.clear()
+    assert len(ensure_class_images(tmp_path, "a photo of a dog", 3, **options)) == 3
+    assert made == [1]  # only the missing one, with its own seed: same image as before
+    assert paths[1].read_bytes() == original
+    made.clear()
+    assert len(ensure_class_images(tmp_path, "a photo of a dog", 2, **options)) == 2 and made == []
