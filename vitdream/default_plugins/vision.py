@@ -1,4 +1,4 @@
-"""Built-in plugin: the transformers ViT-family backend (classify + embed)."""
+"""Built-in plugin: the transformers ViT backend (classify + embed) and ``vitdream classify``."""
 
 from vitdream.hookspecs import hookimpl
 
@@ -11,3 +11,10 @@ def register_backends(register):
         tasks=("classify", "embed"),
         description="ViT, DeiT, BEiT ... image classifiers and embedders from transformers",
     )
+
+
+@hookimpl
+def register_commands(cli):
+    from vitdream.vision.cli import classify_command
+
+    cli.add_command(classify_command)

@@ -210,6 +210,26 @@ class TransformersViT(Classifier, Embedder):
             self._fingerprint = digest.hexdigest()[:16]
         return self._fingerprint
 
+    # -- attention ------------------------------------------------------------------------------
+    def attention_map(self, image: Any, head_fusion: str = "mean") -> np.ndarray:
+        """Attention rollout of one image: a (grid, grid) float32 map in [0, 1] over the patches
+        of :meth:`model_view` (eager attention for this call only; SDPA otherwise)."""
+        import torch
+
+        from vitdream.vision.attention import eager_attention, rollout, token_grid
+
+        pixels = self._pixels_one(image).to(self.device, self.dtype)
+        with eager_attention(self.model), torch.inference_mode():
+            out = self.model.base_model(pixel_values=pixels, output_attentions=True)
+        if not out.attentions:
+            raise VitdreamError(f"{self.model.config.model_type} models do not return attention weights")
+        relevance = rollout([a.float().cpu().numpy() for a in out.attentions], head_fusion)
+        return token_grid(relevance[0], self._num_patches())
+
+    def model_view(self, image: Any) -> np.ndarray:
+        """The uint8 (H, W, 3) image the model sees after resizing and cropping."""
+        return self.preprocessor.resize_crop(load_image(image))
+
     # -- shared input path ----------------------------------------------------------------------
     def _pixels_one(self, image: Any) -> Any:
         """One image -> pixel_values (1, 3, H, W); raises ImageLoadError naming it."""
