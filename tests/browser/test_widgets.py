@@ -29,6 +29,15 @@ def _images_loaded(locator) -> list[int]:
     return locator.locator("img").evaluate_all("(imgs) => imgs.map(i => i.complete ? i.naturalWidth : 0)")
 
 
+def _pixels(img) -> str:
+    """What an <img> shows, decoded by the browser (a PNG data URL of its pixels)."""
+    return img.evaluate(
+        """(i) => { const c = document.createElement('canvas');
+                    c.width = i.naturalWidth; c.height = i.naturalHeight;
+                    c.getContext('2d').drawImage(i, 0, 0); return c.toDataURL('image/png'); }"""
+    )
+
+
 def _wait_until(page, predicate, timeout_s: float = 60, what: str = "condition"):
     for _ in range(int(timeout_s * 5)):
         value = predicate()
@@ -36,6 +45,39 @@ def _wait_until(page, predicate, timeout_s: float = 60, what: str = "condition")
             return value
         page.wait_for_timeout(200)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# ---------------------------------------------------------------------------------------- classify
+def test_classify_upload_shows_topk_bars_and_attention(lab, tmp_path):
+    import vitdream as vd
+
+    picture = vd.datasets.shapes(1, seed=7, size=32).save(tmp_path)[0]
+    lab.open_notebook("classify_widget.ipynb")
+    lab.run_all_cells()
+    page = lab.page
+    ui = page.locator(".vd-classify-widget")
+    expect(ui).to_be_visible()
+    labels = ("circle", "square", "triangle", "star", "cross")
+
+    _upload(page, ui.locator("button.widget-upload"), picture)
+    bars = ui.locator(".widget-html").filter(has_text=SCORE).first
+    expect(bars).to_be_visible()
+    rows = [r for r in bars.inner_text().splitlines() if SCORE.search(r)]
+    assert len(rows) == 3, rows  # top_k=3
+    assert all(r.split()[0] in labels for r in rows), rows
+    scores = [float(SCORE.search(r).group()) for r in rows]
+    assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001, scores
+
+    img = ui.locator("img.widget-image").first
+    _wait_until(page, lambda: img.evaluate("(i) => i.complete && i.naturalWidth") == 224, what="the 224 px view")
+    with_attention = _pixels(img)
+    # the overlay is really drawn: without it the same picture shows different pixels
+    ui.get_by_role("checkbox", name="attention map").uncheck()
+    _wait_until(page, lambda: _pixels(img) != with_attention, what="the plain image")
+    ui.get_by_role("checkbox", name="attention map").check()
+    _wait_until(page, lambda: _pixels(img) == with_attention, what="the overlay again")
+    lab.show(ui)
+    lab.assert_no_problems()
 
 
 # ------------------------------------------------------------------------------------------ search
