@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import numpy as np
@@ -77,3 +78,21 @@ def test_attention_map_uses_eager_only_when_asked(clf):
     assert clf.model.config._attn_implementation == "sdpa"
     blended = overlay(clf.model_view(image), heat, size=96)
     assert blended.size == (96, 96) and blended.mode == "RGB"
+
+
+def test_classify_widget_upload_pick_and_bad_file(clf, pictures):
+    widget = vd.widgets.classify(clf, images=pictures, top_k=2)
+    assert [label for label, _ in widget.picker.options][1:] == ["0.png", "1.png", "2.png", "fake.png"]
+    widget.picker.value = str(pictures / "2.png")  # picking shows it
+    expected = clf.classify(pictures / "2.png", top_k=2)
+    assert expected[0].label in widget.bars.value and bytes(widget.image.value).startswith(b"\x89PNG")
+    assert widget.bars.value.count("background:") == 2
+    widget.top_k.value = 3  # changing top-k refreshes the bars
+    assert widget.bars.value.count("background:") == 3
+    data = (pictures / "0.png").read_bytes()
+    upload = {"name": "up.png", "type": "image/png", "size": len(data), "content": memoryview(data),
+              "last_modified": datetime.datetime.now(datetime.timezone.utc)}
+    widget.upload.value = (upload,)
+    assert clf.classify(pictures / "0.png", top_k=1)[0].label in widget.bars.value
+    widget.picker.value = str(pictures / "fake.png")
+    assert "fake.png" in widget.status.value and "not an image" in widget.status.value and widget.bars.value == ""

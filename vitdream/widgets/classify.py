@@ -1,0 +1,93 @@
+"""``vd.widgets.classify(clf)``: upload or pick an image -> top-k bars + attention-rollout overlay.
+
+A thin view over :meth:`classify` and :meth:`attention_map` of a classifier; :meth:`ClassifyWidget.show`
+is what the controls call, and what code (or a test) can call directly.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from typing import Any
+
+import ipywidgets as w
+
+from vitdream.errors import VitdreamError
+
+DISPLAY_SIZE = 224
+
+
+class ClassifyWidget(w.VBox):
+    """Controls (upload, picker, top-k, attention toggle) above the image and its predictions."""
+
+    def __init__(self, classifier: Any, images: Any = None, top_k: int = 5) -> None:
+        from vitdream.images import expand_sources
+
+        self.classifier = classifier
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="Upload")
+        choices = [str(s) for s in expand_sources(images)] if images is not None else []
+        self.picker = w.Dropdown(options=[("(pick an image)", None)] + [(c.rsplit("/", 1)[-1], c) for c in choices])
+        self.top_k = w.BoundedIntText(value=top_k, min=1, max=max(1, len(getattr(classifier, "labels", [])) or 1000), description="top-k", layout=w.Layout(width="140px"))
+        self.show_attention = w.Checkbox(value=True, description="attention map", indent=False)
+        self.image = w.Image(format="png", width=DISPLAY_SIZE, height=DISPLAY_SIZE)
+        self.bars = w.HTML()
+        self.status = w.HTML()
+        self.current: Any = None
+        self.upload.observe(self._on_upload, names="value")
+        self.picker.observe(lambda change: change["new"] is not None and self.show(change["new"]), names="value")
+        for control in (self.top_k, self.show_attention):
+            control.observe(lambda _: self.current is not None and self.show(self.current), names="value")
+        controls = w.HBox([self.upload, self.picker, self.top_k, self.show_attention])
+        super().__init__([controls, w.HBox([self.image, self.bars]), self.status])
+
+    def show(self, source: Any, name: str | None = None) -> list[Any]:
+        """Classify ``source`` (path, bytes, PIL image, array) and display it; returns the predictions."""
+        from vitdream.images import load_image
+        from vitdream.vision.attention import overlay
+
+        self.current = source
+        try:
+            image = load_image(source, name=name) if name else load_image(source)
+            predictions = self.classifier.classify(image, top_k=self.top_k.value)
+            if self.show_attention.value and hasattr(self.classifier, "attention_map"):
+                view = overlay(self.classifier.model_view(image), self.classifier.attention_map(image), size=DISPLAY_SIZE)
+            else:
+                view = image.resize((DISPLAY_SIZE, DISPLAY_SIZE))
+        except VitdreamError as exc:
+            self.status.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+            self.bars.value = ""
+            return []
+        buffer = io.BytesIO()
+        view.save(buffer, format="PNG")
+        self.image.value = buffer.getvalue()
+        self.bars.value = bars_html(predictions)
+        self.status.value = ""
+        return predictions
+
+    def _on_upload(self, change: dict[str, Any]) -> None:
+        files = change["new"]
+        if files:
+            item = files[0]
+            self.show(bytes(item["content"]), name=item.get("name", "upload"))
+
+
+def bars_html(predictions: list[Any]) -> str:
+    """Horizontal score bars as plain HTML (renders anywhere, no plotting library)."""
+    rows = []
+    for p in predictions:
+        width = max(0.0, min(1.0, p.score)) * 100
+        rows.append(
+            f"<div style='margin:2px 0'><div style='font-family:monospace'>{html.escape(p.label)} {p.score:.3f}</div>"
+            f"<div style='background:#4c72b0;height:12px;width:{width:.1f}%'></div></div>"
+        )
+    return f"<div style='width:260px;padding-left:12px'>{''.join(rows)}</div>"
+
+
+def classify(classifier: Any = None, images: Any = None, top_k: int = 5) -> ClassifyWidget:
+    """The classify widget for ``classifier`` (default: ``vd.load_classifier()``); ``images``: a folder,
+    glob or list to pick from."""
+    if classifier is None or isinstance(classifier, str):
+        from vitdream.vision import load_classifier
+
+        classifier = load_classifier(classifier)
+    return ClassifyWidget(classifier, images=images, top_k=top_k)
