@@ -83,10 +83,11 @@ def describe_embedder(embedder: Any, layer: int, pool: str) -> dict[str, Any]:
     return json.loads(json.dumps(info, default=str))
 
 
-def same_space(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Two descriptions name the same embedding space (a moved model folder still matches by weights)."""
+def space_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Keys whose values make two descriptions different embedding spaces (empty: the same space).
+    The model reference is ignored when both carry a weights fingerprint: a moved folder still matches."""
     drop = {"model", "device", "dtype"} if a.get("weights") and b.get("weights") else {"device", "dtype"}
-    return {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
+    return sorted(k for k in (set(a) | set(b)) - drop if a.get(k) != b.get(k))
 
 
 class ImageIndex:
@@ -112,6 +113,7 @@ class ImageIndex:
         self.vectors: Any = None  # the VectorIndex, created with the first vectors
         self.next_id = 0
         self.failures: list[BadImage] = []
+        self.last_report: AddReport | None = None
         self.path: Path | None = None
         self.created = _now()
         self._map_cache: Any = None
@@ -214,7 +216,7 @@ class ImageIndex:
                     self.save(checkpoint)
                     last_save = time.monotonic()
         report.seconds = time.perf_counter() - start
-        self.failures = report.failures
+        self.failures, self.last_report = report.failures, report
         self._map_cache = None
         return report
 
@@ -451,8 +453,8 @@ class ImageIndex:
 
     def _check_embedder(self, embedder: Any) -> None:
         info = describe_embedder(embedder, self.layer, self.pool)
-        if self.embedder_info and not same_space(info, self.embedder_info):
-            diff = sorted(k for k in set(info) | set(self.embedder_info) if info.get(k) != self.embedder_info.get(k))
+        diff = space_differences(info, self.embedder_info) if self.embedder_info else []
+        if diff:
             raise IndexMismatchError(
                 f"embedder mismatch: this index was built with {_name(self.embedder_info)}, not {_name(info)} "
                 f"(differs in: {', '.join(diff)}); its vectors would be meaningless here"

@@ -53,7 +53,7 @@ class SearchWidget(w.VBox):
         self._thread: threading.Thread | None = None
 
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="Upload query")
-        self.path = w.Text(placeholder="…or a path, an indexed file or an id", layout=w.Layout(width="320px"))
+        self.path = w.Text(placeholder="…or a path, an indexed file or an id", continuous_update=False, layout=w.Layout(width="320px"))
         self.go = w.Button(description="Search", button_style="primary")
         self.k_slider = w.IntSlider(value=max(1, min(k, max(1, len(index)))), min=1, max=max(1, min(100, len(index))), description="k", continuous_update=False)
         self.map_toggle = w.ToggleButton(value=show_map, description="2-D map")
@@ -65,7 +65,7 @@ class SearchWidget(w.VBox):
 
         self.upload.observe(self._on_upload, names="value")
         self.go.on_click(lambda _: self._on_path())
-        self.path.on_submit(lambda _: self._on_path())
+        self.path.observe(lambda _: self._on_path(), names="value")  # Enter or leaving the box
         self.k_slider.observe(lambda _: self._query is not None and self.query(self._query), names="value")
         self.map_toggle.observe(self._on_map_toggle, names="value")
         controls = w.HBox([self.upload, self.path, self.go, self.k_slider, self.map_toggle])
