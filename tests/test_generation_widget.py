@@ -71,4 +71,4 @@ def test_bad_input_is_shown_not_raised(gen):
     assert widget.wait(60)
     widget.sampler.options = [("nope", "nope")]  # an id no plugin registered
     assert widget.wait(60)
-    assert "unknown sampler     assert "unknown sampler 'nope'" in widget.status.value#x27;nope    assert "unknown sampler 'nope'" in widget.status.value#x27;" in widget.status.value
+    assert "unknown sampler &#x27;nope&#x27;" in widget.status.value
