@@ -28,6 +28,7 @@ class ViTOptions(Options):
     batch_size: int = 16
     workers: Optional[int] = None  # decode/preprocess threads (default: min(4, CPUs))
     progress: Optional[bool] = None  # None: a progress bar from 64 images on
+    speedup: Optional[Literal["int8", "onnx", "onnx-int8"]] = None  # classify() through a faster runtime
 
 
 class TransformersViT(Classifier, Embedder):
@@ -52,6 +53,10 @@ class TransformersViT(Classifier, Embedder):
         self.device = next(self.model.parameters()).device
         self.dtype = next(self.model.parameters()).dtype
         self.runner: Any = None  # a speed-up (see vitdream.vision.speedups) replacing the torch forward
+        if o.speedup:
+            from vitdream.vision.speedups import make_runner
+
+            self.runner = make_runner(self, o.speedup)[0]
         self._embed_settings: dict[str, Any] = {"layer": -1, "pool": "cls", "normalize": False}
 
     @classmethod
@@ -121,6 +126,26 @@ class TransformersViT(Classifier, Embedder):
     def _top_k_rows(self, scores: np.ndarray, k: int) -> list[list[Prediction]]:
         id2label = self.model.config.id2label
         return [top_k(row, id2label, k) for row in scores]
+
+    def speed_up(self, kind: str | None, images: Any = None) -> Any:
+        """Switch :meth:`classify` to ``kind`` ("int8", "onnx", "onnx-int8"; None = back to the
+        model) and return a :class:`~vitdream.vision.speedups.SpeedupReport` measured on ``images``
+        (default: 64 held-out images of the embedded shapes world). Embeddings and attention maps
+        always use the full-precision model."""
+        from vitdream.vision.speedups import compare, make_runner
+
+        if kind is None:
+            self.runner, self.options.speedup = None, None
+            return None
+        runner, size_mb = make_runner(self, kind)
+        if images is None:
+            from vitdream.datasets import shapes
+
+            images = [item["image"] for item in shapes(64, seed=20)]
+        batches = [self.preprocessor.normalize(b.arrays) for b in self._batches(inference.as_sources(images), [], kind)]
+        report = compare(self, runner, batches, kind, size_mb)
+        self.runner, self.options.speedup = runner, kind
+        return report
 
     # -- embeddings ---------------------------------------------------------------------------
     def embed(self, images: Any, layer: int = -1, pool: str = "cls", normalize: bool = False) -> Embeddings:

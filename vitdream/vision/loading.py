@@ -135,7 +135,7 @@ def load_model(
     device = pick_device(device)
     torch_dtype = pick_dtype(dtype, device)
     safe = _has_any(folder, SAFE_WEIGHTS)
-    with _quiet_transformers():
+    with quiet_transformers():
         try:
             model = AutoModelForImageClassification.from_pretrained(
                 folder, use_safetensors=safe, dtype=torch_dtype, attn_implementation=attn_implementation
@@ -160,14 +160,17 @@ def load_processor(folder: Path, ref: Any = None) -> Any:
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """No per-tensor "Loading weights" progress bars while loading."""
+def quiet_transformers(errors_only: bool = False) -> Iterator[None]:
+    """No per-tensor "Loading weights" progress bars (and, with ``errors_only``, no warnings) inside."""
     from transformers.utils import logging as hf_logging
 
-    was_enabled = hf_logging.is_progress_bar_enabled()
+    was_enabled, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
+    if errors_only:
+        hf_logging.set_verbosity_error()
     try:
         yield
     finally:
+        hf_logging.set_verbosity(verbosity)
         if was_enabled:
             hf_logging.enable_progress_bar()
