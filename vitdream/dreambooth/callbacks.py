@@ -76,6 +76,7 @@ class RunEvents(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._last_step, self._t, self._rate = trainer.global_step, time.perf_counter(), None
         if trainer.is_global_zero:
+            self.events.emit("status", state="training", message=f"training from step {trainer.global_step}")
             self.events.emit("start", step=trainer.global_step, max_steps=self.max_steps)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:

@@ -202,16 +202,12 @@ class DreamBoothModule(pl.LightningModule):
         return {name for name, p in self.named_parameters() if p.requires_grad}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        from lightning_fabric.utilities.seed import _collect_rng_states
-
         keep = self.trainable_state_keys()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
-        checkpoint["rng_states"] = _collect_rng_states()
+        checkpoint["rng_states"] = rng_states()
         checkpoint["dreambooth"] = {"trainer": type(self).__name__, "seed": self.config.seed}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        from lightning_fabric.utilities.seed import _set_rng_states
-
         missing = sorted(self.trainable_state_keys() - set(checkpoint.get("state_dict", {})))
         if missing:
             raise VitdreamError(
@@ -219,7 +215,7 @@ class DreamBoothModule(pl.LightningModule):
                 f"(first: {missing[0]}); was it made with other options (train_text_encoder, LoRA rank)?"
             )
         if "rng_states" in checkpoint:
-            _set_rng_states(checkpoint["rng_states"])
+            set_rng_states(checkpoint["rng_states"])
 
     # -- sampling (validation images, class images) ------------------------------------------------
     def make_pipeline(self) -> Any:
@@ -248,3 +244,23 @@ class DreamBoothModule(pl.LightningModule):
                 ).images
         finally:
             self.train(was_training)
+
+
+def rng_states() -> dict[str, Any]:
+    """Torch, CUDA, NumPy and Python RNG states in types ``torch.load(weights_only=True)`` accepts."""
+    from lightning_fabric.utilities.seed import _collect_rng_states
+
+    states = _collect_rng_states()
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    states["numpy"] = [kind, torch.from_numpy(keys.astype("int64")), int(pos), int(has_gauss), float(gauss)]
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    from lightning_fabric.utilities.seed import _set_rng_states
+
+    states = dict(states)
+    if isinstance(states.get("numpy"), list):
+        kind, keys, pos, has_gauss, gauss = states["numpy"]
+        states["numpy"] = (kind, keys.numpy().astype("uint32"), pos, has_gauss, gauss)
+    _set_rng_states(states)

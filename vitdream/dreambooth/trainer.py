@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import threading
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Callable
 
@@ -24,6 +25,11 @@ from vitdream.dreambooth.config import DreamBoothConfig, load_yaml
 from vitdream.errors import OptionsError, VitdreamError
 
 _CKPT = re.compile(r"^checkpoint-(\d+)\.ckpt$")
+
+# Expected here, not actionable by the user: the frozen VAE is in eval mode on purpose, and a resumed
+# run writes into its existing checkpoint folder.
+for _message in (r"Found \d+ module\(s\) in eval mode", r"Checkpoint directory .* exists and is not empty"):
+    warnings.filterwarnings("ignore", message=_message)
 
 
 class DreamBoothTrainer(Trainer):
@@ -41,6 +47,7 @@ class DreamBoothTrainer(Trainer):
             raise OptionsError(f"{config}: {exc}" if config is not None else str(exc)) from None
         self.config: DreamBoothConfig = self.options  # type: ignore[assignment]
         self.log = EventLog()
+        self.log.subscribe(self._track_state)
         self.state = "idle"  # idle | preparing | class images | training | stopped | finished | failed
         self.error: BaseException | None = None
         self.traceback: str | None = None
@@ -93,8 +100,11 @@ class DreamBoothTrainer(Trainer):
         """The ``step`` events: step, loss, instance_loss, prior_loss, lr, steps_per_s, eta_s."""
         return self.log.of_type("step")
 
+    def _track_state(self, event: dict[str, Any]) -> None:
+        if event["type"] == "status":
+            self.state = event["state"]
+
     def _set_state(self, state: str, message: str = "", **fields: Any) -> None:
-        self.state = state
         self.log.emit("status", state=state, message=message, **fields)
 
     # -- building -----------------------------------------------------------------------------------------
@@ -133,7 +143,7 @@ class DreamBoothTrainer(Trainer):
             if name == "tensorboard":
                 loggers.append(TensorBoardLogger(str(self.output_dir), name="logs", version=""))
             elif name == "csv":
-                loggers.append(CSVLogger(str(self.output_dir), name="logs", version="csv"))
+                loggers.append(CSVLogger(str(self.output_dir / "logs"), name="csv"))  # version_N per fit
             elif name == "wandb":
                 try:
                     import wandb  # noqa: F401
