@@ -14,6 +14,7 @@ from vitdream.datasets.shapes import (
     render,
     shapes,
 )
+from vitdream.datasets.subject import Subject, dreambooth_subject  # noqa: F401 -- the DreamBooth demo subject
 
 __all__ = ["BACKGROUNDS", "CLASSES", "COLOURS", "PALETTE", "SHAPES", "ShapeSpec", "ShapesDataset",
            "caption", "render", "shapes"]
