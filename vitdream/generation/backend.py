@@ -57,6 +57,12 @@ class DiffusersSD(Generator):
             )
         self._lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        pipe = self.pipe
+        loras = f" loras={len(self._loras())}" if self._loras() else ""
+        return (f"<DiffusersSD model={self.model_name!r} {self.native_size}px device={pipe.device.type} "
+                f"dtype={str(pipe.unet.dtype).replace('torch.', '')}{loras}>")
+
     # -- facts -----------------------------------------------------------------------------
     @property
     def model_name(self) -> str:
@@ -143,13 +149,14 @@ class DiffusersSD(Generator):
         import torch
 
         pipe, s = self.pipe, settings
+        device = pipe.unet.device
         sampler = self.make_sampler(s)
         if progress:
             callback = _with_progress(callback, s.steps)
         with self._lock, torch.inference_mode():
-            cond, uncond = pipe.encode_prompt(s.prompt, pipe.device, s.num_images, s.cfg, s.negative_prompt or None)
+            cond, uncond = pipe.encode_prompt(s.prompt, device, s.num_images, s.cfg, s.negative_prompt or None)
             scheduler = sampler.make_scheduler(pipe.scheduler.config)
-            scheduler.set_timesteps(s.steps, device=pipe.device)
+            scheduler.set_timesteps(s.steps, device=device)
             generators = [torch.Generator(device="cpu").manual_seed(s.seed + i) for i in range(s.num_images)]
             latents = self.initial_latents(s, generators) * scheduler.init_noise_sigma
             latents = denoise(
@@ -171,7 +178,8 @@ class DiffusersSD(Generator):
         factor = self.pipe.vae_scale_factor
         shape = (settings.num_images, self.pipe.unet.config.in_channels,
                  settings.height // factor, settings.width // factor)
-        return randn_tensor(shape, generator=generators, device=self.pipe.device, dtype=self.pipe.unet.dtype)
+        unet = self.pipe.unet
+        return randn_tensor(shape, generator=generators, device=unet.device, dtype=unet.dtype)
 
     def decode(self, latents: Any) -> list[Any]:
         """Latents to PIL images with the VAE (also what a per-step preview shows)."""
