@@ -114,6 +114,16 @@ def test_every_listed_sampler_runs_and_its_deterministic_flag_is_true(gen):
     assert not np.array_equal(pixels(ancestral[0]), pixels(ancestral[1]))
 
 
+def test_samplers_keep_the_models_schedule_and_prediction_type(gen):
+    from diffusers import DDIMScheduler
+
+    sd2_config = DDIMScheduler.from_config(gen.pipe.scheduler.config, prediction_type="v_prediction",
+                                           beta_end=0.02).config  # an SD 2.x-style v-prediction model
+    for row in list_samplers():
+        scheduler = gen.make_sampler(gen.settings(PROMPT, sampler=row["id"])).make_scheduler(sd2_config)
+        assert (scheduler.config.prediction_type, scheduler.config.beta_end) == ("v_prediction", 0.02), row["id"]
+
+
 def test_a_third_party_sampler_registered_by_a_plugin_is_used(gen, fresh_plugins):
     from vitdream import hookimpl
     from vitdream.base import Sampler

@@ -12,9 +12,12 @@ def load_generator(model: Any = None, *, backend: str | None = None, **options: 
     already-built diffusers pipeline. ``options`` go to the backend (``device``, ``dtype``,
     ``lora``, ``allow_pickle``...). ``backend`` picks a registered backend by id.
     """
+    import os
+
     from vitdream.components import resolve_backend
 
-    entry = resolve_backend("generate", model if isinstance(model, (str, type(None))) else None, backend)
+    ref = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+    entry = resolve_backend("generate", ref, backend)
     return entry.create(model=model, **options)
 
 
