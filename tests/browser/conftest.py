@@ -100,6 +100,10 @@ class LabServer:
             MPLBACKEND="module://matplotlib_inline.backend_inline",
         )
         env.pop("JPY_SESSION_NAME", None)
+        # Kernels inherit this. On a shared, loaded 2-core machine torch's OpenMP threads spin against
+        # each other: 8 tiny-SD steps took 40-60 s with 2 threads and ~1 s with 1 (see the report).
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env.setdefault(var, os.environ.get("VITDREAM_TEST_THREADS", "1"))
         cmd = [
             sys.executable, "-m", "jupyterlab",
             "--no-browser",

@@ -111,3 +111,79 @@ def test_search_upload_then_more_like_this(lab, tmp_path):
     assert clicked in after[0], f"an indexed image is its own nearest neighbour: {after}"
     lab.show(ui)
     lab.assert_no_problems()
+
+
+# ------------------------------------------------------------------------------------------- train
+def test_train_dashboard_live_curve_then_stop(lab):
+    lab.open_notebook("train_widget.ipynb")
+    lab.run_all_cells()
+    page = lab.page
+    ui = page.locator(".vd-train-widget")
+    expect(ui).to_be_visible()
+    status = ui.locator(".widget-html").first
+    plot = ui.locator("img.widget-image").first
+    stop = ui.get_by_role("button", name="Stop")
+    expect(stop).to_be_disabled()
+
+    ui.get_by_role("button", name="Start").click()
+    expect(status).to_contain_text("training", timeout=120_000)
+    # the curve is redrawn from the training thread while the run goes on: watch it change
+    curves: list[str] = []
+    for _ in range(600):
+        text = status.inner_text()
+        assert "failed" not in text, text
+        if plot.evaluate("(i) => i.complete && i.naturalWidth > 0"):
+            pixels = _pixels(plot)
+            if not curves or pixels != curves[-1]:
+                curves.append(pixels)
+        if len(curves) >= 3:  # a first curve, then two updates
+            break
+        page.wait_for_timeout(200)
+    assert len(curves) >= 3, f"the loss curve was drawn {len(curves)} times"
+    assert "training" in status.inner_text(), "still in progress when Stop is pressed"
+    step = int(re.search(r"step (\d+)/2000", status.inner_text()).group(1))
+    assert 0 < step < 2000
+
+    expect(stop).to_be_enabled()
+    stop.click()
+    expect(status).to_contain_text("stopped, checkpoint saved", timeout=120_000)
+    expect(ui.get_by_role("button", name="Resume")).to_be_enabled()
+    expect(ui.get_by_role("button", name="Start")).to_be_enabled()
+    lab.show(ui)
+    lab.assert_no_problems()
+
+
+# ---------------------------------------------------------------------------------------- generate
+def test_generate_guidance_slider_and_sweep(lab):
+    lab.open_notebook("generate_widget.ipynb")
+    lab.run_all_cells()
+    page = lab.page
+    ui = page.locator(".vd-generate-widget")
+    expect(ui).to_be_visible()
+    image = ui.locator("img.widget-image").first
+    sweep = ui.locator("img.widget-image").nth(1)
+    status = ui.locator(".widget-html").last
+    # the initial image (the prompt was given): 8 steps done, status names the settings
+    expect(status).to_contain_text("guidance 5", timeout=120_000)
+    first = _pixels(image)
+
+    # drag the guidance handle to the right, as a person would
+    slider = ui.locator(".widget-slider").filter(has_text="guidance")
+    handle = slider.locator(".noUi-handle")
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 30, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    readout = slider.locator(".widget-readout").inner_text()
+    new_scale = float(readout)
+    assert new_scale > 5, readout
+    expect(status).to_contain_text(f"guidance {new_scale:g}", timeout=120_000)
+    _wait_until(page, lambda: _pixels(image) != first, what="a new image")
+
+    ui.get_by_role("button", name="Sweep guidance").click()
+    expect(status).to_contain_text("sweep, seed 0: guidance 1, 5, 10", timeout=180_000)
+    dims = sweep.evaluate("(i) => [i.naturalWidth, i.naturalHeight]")
+    assert dims[0] >= 3 * dims[1] * 0.8, f"a row of three tiles, got {dims}"
+    lab.show(ui)
+    lab.assert_no_problems()
