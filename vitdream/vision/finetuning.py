@@ -91,9 +91,12 @@ class LiveMetrics(pl.Callback):
     def __init__(self, events: EventLog, every: int = 1) -> None:
         self.events, self.every = events, max(1, every)
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._last = trainer.global_step
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        step = trainer.global_step
-        if step % self.every or step == getattr(self, "_last", -1):
+        step = trainer.global_step  # advances only on optimizer steps (after accumulation)
+        if step % self.every or step == self._last:
             return
         self._last = step
         m = trainer.callback_metrics
