@@ -12,6 +12,8 @@ works too: ``vd.dreambooth("config.yaml", max_steps=100)``.
 from __future__ import annotations
 
 import os
+import sys
+import types
 from typing import Any
 
 from vitdream.dreambooth.config import DreamBoothConfig, load_yaml
@@ -29,3 +31,13 @@ def dreambooth(config: str | os.PathLike | None = None, *, trainer: str | None =
     from vitdream.dreambooth.trainer import create_run
 
     return create_run(config, trainer=trainer, **options)
+
+
+class _CallableModule(types.ModuleType):
+    """``vd.dreambooth(...)`` works even after ``import vitdream.dreambooth`` made the attribute this package."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return dreambooth(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -131,6 +131,11 @@ class DreamBoothCheckpoint(ModelCheckpoint):
         if trainer.is_global_zero:
             self.events.emit("checkpoint", step=trainer.global_step, path=filepath)
 
+    def _should_remove_checkpoint(self, trainer: pl.Trainer, previous: str, current: str) -> bool:
+        """Prune past checkpoints of this folder, including the one we resumed from (already loaded, and
+        superseded by ``current``, written before this is called): ``checkpoints_total_limit`` holds across resumes."""
+        return previous != current and Path(previous).resolve().parent == Path(self.dirpath).resolve()
+
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._last_global_step_saved != trainer.global_step and trainer.global_step > 0:
             self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
