@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import faiss
 import numpy as np
@@ -70,7 +71,8 @@ class FaissIndex(VectorIndex):
         if len(self) == 0 or len(q) == 0:
             return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)
         params = self._search_params()
-        scores, ids = self.index.search(q, k, params=params) if params is not None else self.index.search(q, k)
+        with _few_threads(len(q)):
+            scores, ids = self.index.search(q, k, params=params) if params is not None else self.index.search(q, k)
         scores[ids < 0] = -np.inf
         return scores, ids
 
@@ -128,6 +130,22 @@ class FaissIndex(VectorIndex):
         if len(clash):
             raise ValueError(f"{self.id}: ids already in the index: {clash[:5].tolist()}")
         return x, ids
+
+
+@contextmanager
+def _few_threads(n_queries: int) -> Iterator[None]:
+    """Run a handful of queries on one OpenMP thread: the parallel region's start-up and
+    barrier cost more than the search itself, and on a busy CPU a second thread waits for a
+    time slice (tens of ms). Batches keep every thread."""
+    if n_queries >= 16:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _as_ids(ids: Any) -> np.ndarray:
