@@ -110,6 +110,11 @@ def test_cli_generate_writes_a_png_with_settings_and_rejects_bad_arguments(sd_di
     assert (settings["seed"], settings["steps"], settings["guidance_scale"], settings["sampler"]) == (4, 2, 3.0, "euler")
     with Image.open(out) as png:
         assert png.size == (16, 16)
+        made = pixels(png)
+    again = runner.invoke(build_cli(), ["reproduce", str(out), "--out", str(tmp_path / "again.png")])
+    assert again.exit_code == 0, again.output
+    with Image.open(tmp_path / "again.png") as png:
+        assert np.array_equal(pixels(png), made)
     for args, message in ((["--steps", "0"], "'steps'"), (["--sampler", "nope"], "unknown sampler 'nope'"),
                           (["--guidance-scale", "-2"], "'guidance_scale'"), (["--height", "20"], "'height'")):
         bad = runner.invoke(build_cli(), ["generate", "a dog", "--model", str(tmp_path / "never-loaded"),

@@ -1,4 +1,4 @@
-"""Built-in plugin: the diffusers Stable Diffusion backend, its samplers and ``vitdream generate``."""
+"""Built-in plugin: the diffusers Stable Diffusion backend, its samplers, ``vitdream generate``/``reproduce``/``samplers``."""
 
 from vitdream.hookspecs import hookimpl
 
@@ -36,7 +36,7 @@ def register_samplers(register):
 
 @hookimpl
 def register_commands(cli):
-    from vitdream.generation.cli import generate_command, samplers_command
+    from vitdream.generation.cli import generate_command, reproduce_command, samplers_command
 
-    cli.add_command(generate_command)
-    cli.add_command(samplers_command)
+    for command in (generate_command, reproduce_command, samplers_command):
+        cli.add_command(command)

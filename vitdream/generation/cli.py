@@ -63,6 +63,31 @@ def generate_command(prompt, model, guidance_scale, steps, seed, sampler, negati
         click.echo(f"{path}  seed={json.loads(image.info['vitdream'])['image_seed']}")
 
 
+@click.command(name="reproduce")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", default=None, help="Override the model recorded in the image's metadata.")
+@click.option("--device", default=None)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@_fail_clearly
+def reproduce_command(image, model, device, out):
+    """Regenerate IMAGE from the settings in its PNG metadata (model and LoRAs included)."""
+    from vitdream.generation import load_generator
+    from vitdream.generation.loading import EMBEDDED
+    from vitdream.generation.pngmeta import read_settings
+
+    settings = read_settings(image)
+    ref = model or settings.get("model")
+    if ref == EMBEDDED:
+        ref = None
+    loras = settings.get("loras") or []
+    if len(loras) > 1:
+        raise click.ClickException(f"{image}: made with {len(loras)} LoRAs; load them in Python to reproduce it")
+    lora, scale = loras[0] if loras else (None, 1.0)
+    gen = load_generator(ref, device=device, lora=lora, lora_scale=scale)
+    path = gen.save(gen.reproduce(image), out)
+    click.echo(f"{path}  seed={settings.get('image_seed', settings.get('seed'))}")
+
+
 @click.command(name="samplers")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def samplers_command(as_json):
