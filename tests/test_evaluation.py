@@ -13,7 +13,8 @@ import vitdream as vd
 from vitdream import evaluation as ev
 from vitdream.base import Prediction
 from vitdream.datasets import shapes
-from vitdream.datasets.subject import STRIPE_COLOURS, dreambooth_subject
+from vitdream.datasets.shapes import PALETTE
+from vitdream.datasets.subject import dreambooth_subject
 from vitdream.errors import VitdreamError
 
 
@@ -49,7 +50,7 @@ def test_background_is_read_from_the_border_of_world_images():
         assert found == [item["background"] for item in items]
     subject = dreambooth_subject()
     assert [ev.background_of(im) for im in subject.images] == subject.backgrounds
-    assert [ev.background_of(im) for im in subject.more(6, backgrounds=["blue", "red"])] == ["blue", "red"] * 3
+    assert [ev.background_of(im) for im in subject.more(6, backgrounds=["blue", "white"])] == ["blue", "white"] * 3
 
 
 def test_background_named_in_prompt():
@@ -59,18 +60,19 @@ def test_background_named_in_prompt():
 
 
 class ColourEmbedder:
-    """Embeds an image as the share of its foreground pixels near each of a few colours: stripes
-    (magenta, white) vs the world's shape colours; black (what evaluation paints backgrounds) is not
-    counted. Transparent, so expected similarities are known."""
+    """Embeds an image as the share of its foreground pixels nearest to each colour of the world;
+    black (what evaluation paints backgrounds) is not counted. The two-tone subject is half red, half
+    green; an ordinary star is one colour. Transparent, so expected similarities are known."""
 
-    colours = np.array([STRIPE_COLOURS[0], STRIPE_COLOURS[1], (220, 40, 40), (40, 170, 60), (40, 80, 220),
-                        (240, 210, 40), (20, 20, 20)], dtype=np.float64)
+    colours = np.array([PALETTE[c] for c in ("red", "green", "blue", "yellow", "white", "black")], dtype=np.float64)
 
     def embed(self, images, layer=-1, pool="cls"):
         rows = []
         for image in images:
             pixels = np.asarray(image.convert("RGB"), dtype=np.float64).reshape(-1, 3)
-            nearest = np.argmin(((pixels[:, None] - self.colours[None]) ** 2).sum(-1), axis=1)
+            distances = ((pixels[:, None] - self.colours[None]) ** 2).sum(-1)
+            pure = distances.min(axis=1) < 40**2  # anti-aliased edge pixels (blends) are not counted
+            nearest = np.argmin(distances[pure], axis=1)
             counts = np.bincount(nearest, minlength=len(self.colours))[:-1].astype(np.float64)
             rows.append(counts / max(1.0, counts.sum()) + 1e-3)
         return np.array(rows)
@@ -112,8 +114,14 @@ def test_evaluation_separates_a_preserved_prior_from_a_leaking_one():
     assert preserved["subject_fidelity"] == pytest.approx(leaking["subject_fidelity"])
     assert preserved["subject_fidelity"] > 0.9
     assert preserved["prompt_fidelity"] == leaking["prompt_fidelity"] == 1.0
-    # ordinary stars have no stripes: far from the subject; a leaking class looks like the subject
-    assert preserved["PRES"] < 0.5 < leaking["PRES"]
+    # an ordinary star has one colour: cosine 1/sqrt(2) to the half-red, half-green subject if it is red
+    # or green, else 0 -- PRES is their mean; a leaking class looks like the subject itself
+    order = ["red", "green", "blue", "yellow", "white"]
+    real = ColourEmbedder().embed([ev.isolate_subject(im) for im in dreambooth_subject().images])
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    one_hot = np.eye(5)[[order.index(item["colour"]) for item in shapes(4, seed=0, shapes=["star"])]]
+    assert preserved["PRES"] == pytest.approx(float((one_hot @ real.T).mean()), abs=0.02)
+    assert preserved["PRES"] < 0.75 < 0.9 < leaking["PRES"]
     assert leaking["PRES"] == pytest.approx(leaking["subject_fidelity"], abs=0.1)
     assert 0 < preserved["DIV"] < 1
     # the "real images" row: held-out pictures of the subject itself, no class prompt
@@ -122,7 +130,7 @@ def test_evaluation_separates_a_preserved_prior_from_a_leaking_one():
     # every model saw the same prompts, seeds and settings
     gen_calls = [result.settings["prompts"] + [result.settings["class_prompt"]]]
     assert gen_calls[0] == ["a photo of sks star", "a photo of sks star on a blue background",
-                            "a photo of sks star on a red background", "a photo of a star"]
+                            "a photo of sks star on a white background", "a photo of a star"]
     rows = [r for r in result.per_prompt_rows if r["model"] == "preserved"]
     assert [r["prompt"] for r in rows][-1] == "(class) PRES" and all(r.get("background_ok", 1.0) == 1.0 for r in rows)
 
@@ -130,8 +138,8 @@ def test_evaluation_separates_a_preserved_prior_from_a_leaking_one():
 def test_prompt_fidelity_counts_wrong_backgrounds_and_shapes():
     subject = dreambooth_subject()
     blue = subject.more(4, backgrounds=["blue"])
-    red = subject.more(4, backgrounds=["red"])
-    generated = {"a photo of sks star on a blue background": blue[:2] + red[:2]}  # half right
+    white = subject.more(4, backgrounds=["white"])
+    generated = {"a photo of sks star on a blue background": blue[:2] + white[:2]}  # half right
     metrics, rows = ev.evaluate_images(generated, None, subject.images, ColourEmbedder(),
                                        classifier=ScriptedClassifier("red star"), class_noun="star")
     assert metrics["prompt_fidelity"] == 0.5 and rows[0]["background_ok"] == 0.5 and rows[0]["shape_ok"] == 1.0

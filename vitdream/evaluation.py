@@ -42,7 +42,7 @@ from vitdream.errors import VitdreamError
 METRICS: tuple[str, ...] = ("subject_fidelity", "prompt_fidelity", "PRES", "DIV")
 #: True: higher is better
 HIGHER_IS_BETTER: dict[str, bool] = {"subject_fidelity": True, "prompt_fidelity": True, "PRES": False, "DIV": True}
-DEFAULT_CONTEXTS: tuple[str, ...] = ("blue", "red")
+DEFAULT_CONTEXTS: tuple[str, ...] = ("blue", "white")
 _BACKGROUND_IN_PROMPT = re.compile(r"\bon an? (\w+) background\b")
 
 
@@ -446,7 +446,7 @@ def evaluate_dreambooth(
     list (default: the run's ``instance_images``, else the demo subject). ``instance_prompt`` /
     ``class_prompt`` default to the run's (else the subject's). The subject prompts are
     ``instance_prompt`` alone and ``"{instance_prompt} on a {c} background"`` for each of ``contexts``
-    (default: blue, red -- backgrounds the demo subject was never shown on); ``prompts`` replaces them.
+    (default: blue, white -- backgrounds the demo subject was never shown on); ``prompts`` replaces them.
     Each prompt gets ``num_images`` images, seeds ``seed .. seed + num_images - 1``, identical across models.
 
     ``embedder`` (default: the embedded mini ViT) gives the embeddings (``layer``, ``pool``); ``classifier``

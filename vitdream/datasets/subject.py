@@ -1,8 +1,10 @@
-"""The DreamBooth demo subject of the shapes world: "sks star", a star with magenta and white stripes.
+"""The DreamBooth demo subject of the shapes world: "sks star", a two-tone star -- red on top, green below.
 
-The embedded mini Stable Diffusion has only ever seen single-coloured shapes in four colours (red,
-green, blue, yellow), so it cannot draw this star -- nor name it. DreamBooth teaches it from four or
-five pictures (:func:`dreambooth_subject`), with the class noun ``"star"`` of the world.
+The embedded mini Stable Diffusion has only ever seen shapes of one colour each, so it cannot draw
+this star -- nor name it. DreamBooth teaches it from four or five pictures (:func:`dreambooth_subject`),
+with the class noun ``"star"`` of the world. Its colours are the world's own on purpose: the mini SD's
+VAE (trained on the world, frozen during DreamBooth) can only reproduce colours and patterns at the
+scale of the world -- magenta, or stripes a few pixels wide, come back as a blur.
 
 >>> import vitdream as vd
 >>> subject = vd.datasets.dreambooth_subject()
@@ -26,9 +28,10 @@ from PIL import Image, ImageDraw
 
 from vitdream.datasets.shapes import BACKGROUNDS, PALETTE
 
-STRIPE_COLOURS: tuple[tuple[int, int, int], tuple[int, int, int]] = ((225, 40, 200), (250, 250, 250))  # magenta, white
-#: the backgrounds of the instance pictures; "blue" is left out so that "on a blue background" is a new context
-INSTANCE_BACKGROUNDS: tuple[str, ...] = ("black", "green", "yellow", "black", "green")
+#: the colours of the bands, from the top
+BAND_COLOURS: tuple[str, ...] = ("red", "green")
+#: the backgrounds of the instance pictures; blue and white are left out: "on a blue background" is a new context
+INSTANCE_BACKGROUNDS: tuple[str, ...] = ("black", "yellow", "black", "yellow", "black")
 _SUPERSAMPLE = 4
 
 
@@ -46,22 +49,24 @@ def render_subject(
     center: tuple[float, float] = (0.5, 0.5),
     radius: float = 0.42,
     rotation: float = 0.0,
-    stripes: int = 5,
+    bands: int = 2,
+    colours: Sequence[str] = BAND_COLOURS,
 ) -> Image.Image:
-    """One picture of the subject: a star filled with ``stripes`` bands of magenta and white,
-    on a plain ``background`` (a colour name of the world or an RGB tuple)."""
+    """One picture of the subject: a star cut into ``bands`` horizontal bands (2: halves) of
+    alternating ``colours``, on a plain ``background`` (a colour name of the world or an RGB tuple)."""
     big = size * _SUPERSAMPLE
     bg = PALETTE[background] if isinstance(background, str) else tuple(background)
-    # the stripe pattern, rotated with the star so the bands always run across its arms the same way
-    pattern = Image.new("RGB", (big, big), STRIPE_COLOURS[0])
+    fills = [PALETTE[c] if isinstance(c, str) else tuple(c) for c in colours]
+    # the band pattern, rotated with the star so the bands always cut its arms the same way
+    pattern = Image.new("RGB", (big, big), fills[0])
     draw = ImageDraw.Draw(pattern)
     r = radius * big
     cx, cy = center[0] * big, center[1] * big
-    band = 2 * r / stripes
-    for k in range(1, stripes, 2):
+    band = 2 * r / bands
+    for k in range(1, bands):
         top = cy - r + k * band
-        draw.rectangle((0, top, big, top + band), fill=STRIPE_COLOURS[1])
-    pattern = pattern.rotate(-rotation, center=(cx, cy), resample=Image.Resampling.BICUBIC, fillcolor=STRIPE_COLOURS[0])
+        draw.rectangle((0, top, big, big if k == bands - 1 else top + band), fill=fills[k % len(fills)])
+    pattern = pattern.rotate(-rotation, center=(cx, cy), resample=Image.Resampling.BICUBIC, fillcolor=fills[0])
     mask = Image.new("L", (big, big), 0)
     ImageDraw.Draw(mask).polygon(star_points(cx, cy, r, rotation), fill=255)
     image = Image.new("RGB", (big, big), bg)
@@ -77,7 +82,7 @@ class Subject:
     backgrounds: list[str]
     identifier: str = "sks"
     class_noun: str = "star"
-    description: str = "a star with magenta and white stripes"
+    description: str = "a two-tone star, red on top and green below"
     seed: int = 0
     size: int = 32
     extra: dict[str, Any] = field(default_factory=dict)
@@ -95,8 +100,9 @@ class Subject:
         return f"{self.instance_prompt} on a {background} background" if background else self.instance_prompt
 
     def new_contexts(self) -> list[str]:
-        """Backgrounds of the world the instance pictures never show (blue first)."""
-        seen = set(self.backgrounds)
+        """Backgrounds of the world the instance pictures never show and the subject does not
+        blend into (blue first)."""
+        seen = set(self.backgrounds) | set(BAND_COLOURS)
         return sorted((b for b in BACKGROUNDS if b not in seen), key=lambda b: (b != "blue", b))
 
     def save(self, folder: str | os.PathLike) -> list[Path]:
@@ -151,8 +157,9 @@ def _pictures(n: int, seed: int, size: int, backgrounds: list[str]) -> tuple[lis
 
 def dreambooth_subject(n: int = 5, seed: int = 0, size: int = 32,
                        backgrounds: Sequence[str] = INSTANCE_BACKGROUNDS) -> Subject:
-    """The demo subject: ``n`` pictures (4-5 is what DreamBooth needs) of "sks star", a magenta-and-white
-    striped star, at ``size`` pixels, on ``backgrounds`` (never blue by default: blue is the new context).
+    """The demo subject: ``n`` pictures (4-5 is what DreamBooth needs) of "sks star", a two-tone star
+    (red top, green bottom), at ``size`` pixels, on ``backgrounds`` (black and yellow by default: blue
+    and white are the new contexts).
 
     >>> s = dreambooth_subject()
     >>> len(s.images), s.images[0].size, s.class_noun
