@@ -115,3 +115,15 @@ def test_speedups_report_size_speed_and_agreement(base, folder, kind, tmp_path, 
         assert reloaded.classify(images[0], top_k=1)[0].label == fp32[0][0].label
     clf.speed_up(None)
     assert clf.runner is None
+
+
+def test_live_curves_widget_draws_from_the_run_events(run):
+    from vitdream.widgets.finetune import FinetuneCurves
+
+    _, events = run
+    curves = FinetuneCurves(throttle_s=3600)
+    for event in events:
+        curves(event)
+    assert len(curves.steps) == 6 and len(curves.epochs) == 3
+    assert bytes(curves.plot.value).startswith(b"\x89PNG")  # epoch events force a redraw
+    assert "step 6" in curves.status.value and "val acc" in curves.status.value

@@ -166,12 +166,14 @@ def finetune(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     callbacks: list[pl.Callback] | None = None,
     progress: bool = True,
+    live: bool | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``model`` (hub id, directory, None = the embedded mini ViT) on ``data/<class>/*``.
 
     ``warmup``: a fraction of the total optimizer steps (< 1) or a step count. ``freeze_layers``:
     how many encoder layers (from the input side) stay frozen; -1 trains the head only.
-    ``on_event(event)`` receives ``step`` and ``epoch`` dicts live (see :class:`LiveMetrics`).
+    ``on_event(event)`` receives ``step`` and ``epoch`` dicts live (see :class:`LiveMetrics`);
+    ``live`` (default: in a notebook) displays loss/accuracy curves fed by them.
     Writes ``output_dir/checkpoints/`` (the best epoch) and ``output_dir/model/`` (the export).
     """
     from transformers import AutoModelForImageClassification
@@ -201,6 +203,14 @@ def finetune(
     events.subscribe(history.append)
     if on_event is not None:
         events.subscribe(on_event)
+    if live or (live is None and _in_notebook()):
+        from IPython.display import display
+
+        from vitdream.widgets.finetune import FinetuneCurves
+
+        curves = FinetuneCurves()
+        display(curves)
+        events.subscribe(curves)
     monitor = ("val_acc", "max") if val_items else ("train_loss_epoch", "min")
     best = pl.callbacks.ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{epoch}-{step}", monitor=monitor[0],
                                         mode=monitor[1], save_top_k=1, save_weights_only=True)
@@ -227,6 +237,15 @@ def finetune(
         history=history,
         failures=train_set.failures + val_set.failures,
     )
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def export(model: Any, processor: Any, target: Path, extra: dict[str, str] | None = None) -> Path:
