@@ -97,3 +97,29 @@ def test_class_images_generated_only_when_missing(pipe, tmp_path):
     assert paths[1].read_bytes() == original
     made.clear()
     assert len(ensure_class_images(tmp_path, "a photo of a dog", 2, **options)) == 2 and made == []
+
+
+def test_bf16_autocast_and_gradient_checkpointing_keep_trainable_weights_fp32(pipe):
+    module = make_module(pipe, gradient_checkpointing=True, mixed_precision="bf16")
+    module.train()
+    assert module.unet.is_gradient_checkpointing
+    batch = {"pixels": torch.zeros(2, 3, 16, 16), "positions": torch.tensor([0]), "num_instance": torch.tensor(1)}
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what Lightning's "bf16-mixed" does
+        loss = module.compute_losses(batch)["loss"]
+    loss.backward()
+    trainable = module.trainable_parameters()
+    assert trainable and all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in trainable)
+    assert module.config.lightning_precision == "bf16-mixed"
+
+
+def test_8bit_adam_uses_bitsandbytes_or_says_it_is_missing(pipe):
+    import importlib.util
+
+    from vitdream.errors import VitdreamError
+
+    module = make_module(pipe, use_8bit_adam=True)
+    if importlib.util.find_spec("bitsandbytes") is None:
+        with pytest.raises(VitdreamError, match="bitsandbytes is not installed"):
+            module.configure_optimizers()
+    else:
+        assert type(module.configure_optimizers()["optimizer"]).__name__ == "AdamW8bit"

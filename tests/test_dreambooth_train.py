@@ -186,5 +186,10 @@ def test_config_errors_name_the_key_before_anything_is_written(setup, tmp_path):
         main(["dreambooth", str(config)])
     assert exit.value.code == 1
     assert not (tmp_path / "never").exists()
-    run = vd.dreambooth(str(config.with_name("ok.yaml")) if False else None, **opts, max_steps=7)
+    with pytest.raises(OptionsError, match="'max_steps' and 'max_train_steps' are the same option"):
+        vd.dreambooth(**opts, max_steps=7)
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump({**opts, "output_dir": str(tmp_path / "out")}))
+    run = vd.dreambooth(good, max_steps=7)  # keywords override the file, aliases included
     assert run.config.max_train_steps == 7 and run.config.prior_preservation
+    assert not (tmp_path / "out").exists()  # nothing is written before fit()

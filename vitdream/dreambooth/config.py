@@ -145,6 +145,20 @@ class DreamBoothConfig(Options):
         return {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in data.items()}
 
 
+ALIASES = {"base": "pretrained_model_name_or_path", "instance_images": "instance_data_dir", "max_steps": "max_train_steps"}
+
+
+def canonical_names(values: dict[str, Any], source: str = "") -> dict[str, Any]:
+    """Options with the friendly aliases renamed to the diffusers names; both spellings at once is an error."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = ALIASES.get(key, key)
+        if name in out:
+            raise OptionsError(f"{source + ': ' if source else ''}options {key!r} and {name!r} are the same option; give one")
+        out[name] = value
+    return out
+
+
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """The mapping in a YAML config file; errors name the file and the reason."""
     import yaml

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Callable
 
 from vitdream.base.training import Trainer
 from vitdream.dreambooth.callbacks import EventLog
-from vitdream.dreambooth.config import DreamBoothConfig, load_yaml
+from vitdream.dreambooth.config import DreamBoothConfig, canonical_names, load_yaml
 from vitdream.errors import OptionsError, VitdreamError
 
 _CKPT = re.compile(r"^checkpoint-(\d+)\.ckpt$")
@@ -39,7 +39,8 @@ class DreamBoothTrainer(Trainer):
     Options: ClassVar[type[DreamBoothConfig]] = DreamBoothConfig
 
     def __init__(self, config: str | os.PathLike | None = None, **options: Any) -> None:
-        values = {**(load_yaml(config) if config is not None else {}), **options}
+        from_file = canonical_names(load_yaml(config), str(config)) if config is not None else {}
+        values = {**from_file, **canonical_names(options)}
         values.pop("trainer", None)
         try:
             super().__init__(**values)
