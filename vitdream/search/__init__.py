@@ -40,8 +40,12 @@ def build_index(
     already holds an index, it is extended: files already in it (same path, mtime and size)
     are not embedded again. Bad files are skipped and listed in ``index.failures``.
     """
+    if embedder is None and model is not None:
+        from vitdream.vision import load_embedder
+
+        embedder = load_embedder(model)
     if out is not None and (Path(out) / "CURRENT").exists():
-        index = ImageIndex.load(out, embedder=embedder)
+        index = ImageIndex.load(out, embedder=embedder)  # refuses a different embedder
         if (kind and kind != index.kind) or index_options:
             index.rebuild(kind or index.kind, **{**index.index_options, **index_options})
     else:
