@@ -18,7 +18,9 @@ def __getattr__(name: str) -> Any:
     if target is None:
         raise AttributeError(f"module 'vitdream.widgets' has no attribute {name!r}")
     module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value  # importing vitdream.widgets.<name> set this attribute to the submodule: override it
+    return value
 
 
 def __dir__() -> list[str]:
