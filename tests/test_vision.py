@@ -178,3 +178,18 @@ def test_device_and_dtype_overrides(models):
     assert clf.embed(_images(1)[0]).dtype == np.float32
     with pytest.raises(ModelLoadError, match="dtype"):
         vd.load_classifier(models["vit"], dtype="float99")
+
+
+def test_hub_id_found_in_the_hf_cache_while_offline(tmp_path, monkeypatch, models):
+    import shutil
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    repo = tmp_path / "hub" / "models--acme--tiny-vit"
+    snapshot = repo / "snapshots" / "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(models["vit"], snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(snapshot.name)
+    clf = vd.load_classifier("acme/tiny-vit", cache_dir=str(tmp_path / "hub"))
+    assert clf.model_dir == snapshot and clf.describe()["model"] == "acme/tiny-vit"
+    image = _images(1, seed=7)[0]
+    assert clf.classify(image) == vd.load_classifier(models["vit"]).classify(image)

@@ -25,6 +25,7 @@ class ViTOptions(Options):
     dtype: str = "auto"  # "auto" (float16 on CUDA, float32 on CPU), "float32", "float16", "bfloat16"
     allow_pickle: bool = False  # allow legacy pytorch_model.bin weights (can run arbitrary code)
     revision: Optional[str] = None  # hub revision (branch, tag or commit)
+    cache_dir: Optional[str] = None  # Hugging Face hub cache (default: $HF_HUB_CACHE)
     batch_size: int = 16
     workers: Optional[int] = None  # decode/preprocess threads (default: min(4, CPUs))
     progress: Optional[bool] = None  # None: a progress bar from 64 images on
@@ -47,7 +48,7 @@ class TransformersViT(Classifier, Embedder):
 
         o = self.options
         self.model, self.processor, self.model_dir = load_model(
-            o.model, allow_pickle=o.allow_pickle, revision=o.revision, device=o.device, dtype=o.dtype
+            o.model, allow_pickle=o.allow_pickle, revision=o.revision, cache_dir=o.cache_dir, device=o.device, dtype=o.dtype
         )
         self.preprocessor = Preprocessor.from_processor(self.processor)
         self.device = next(self.model.parameters()).device

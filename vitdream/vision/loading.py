@@ -32,7 +32,9 @@ def offline() -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def resolve_model_dir(ref: str | os.PathLike | None, allow_pickle: bool = False, revision: str | None = None) -> Path:
+def resolve_model_dir(
+    ref: str | os.PathLike | None, allow_pickle: bool = False, revision: str | None = None, cache_dir: str | None = None
+) -> Path:
     """A local directory holding the model's config, processor and (safe) weights."""
     if ref is None:
         return _checked_dir(default_model_path(), "the embedded mini ViT", allow_pickle)
@@ -44,10 +46,10 @@ def resolve_model_dir(ref: str | os.PathLike | None, allow_pickle: bool = False,
     text = os.fspath(ref)
     if text.startswith((".", "/", "~")) or text.count("/") > 1:
         raise ModelLoadError(f"{text}: no such model directory")
-    return _checked_dir(_snapshot(text, allow_pickle, revision), text, allow_pickle)
+    return _checked_dir(_snapshot(text, allow_pickle, revision, cache_dir), text, allow_pickle)
 
 
-def _snapshot(repo_id: str, allow_pickle: bool, revision: str | None) -> Path:
+def _snapshot(repo_id: str, allow_pickle: bool, revision: str | None, cache_dir: str | None = None) -> Path:
     """Download (or find in the cache) the hub repo's config, processor and safetensors weights."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
@@ -55,11 +57,12 @@ def _snapshot(repo_id: str, allow_pickle: bool, revision: str | None) -> Path:
     local_only = offline()
     patterns = _META_PATTERNS + ["*.safetensors"]
     try:
-        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=local_only))
+        get = lambda allow: Path(  # noqa: E731
+            snapshot_download(repo_id, revision=revision, allow_patterns=allow, local_files_only=local_only, cache_dir=cache_dir)
+        )
+        folder = get(patterns)
         if allow_pickle and not _has_any(folder, SAFE_WEIGHTS):
-            folder = Path(
-                snapshot_download(repo_id, revision=revision, allow_patterns=patterns + ["*.bin"], local_files_only=local_only)
-            )
+            folder = get(patterns + ["*.bin"])
     except LocalEntryNotFoundError:
         if local_only:
             raise ModelLoadError(
@@ -124,6 +127,7 @@ def load_model(
     *,
     allow_pickle: bool = False,
     revision: str | None = None,
+    cache_dir: str | None = None,
     device: str = "auto",
     dtype: str = "auto",
     attn_implementation: str = "sdpa",
@@ -131,7 +135,7 @@ def load_model(
     """(model in eval mode on its device, image processor, local directory)."""
     from transformers import AutoModelForImageClassification
 
-    folder = resolve_model_dir(ref, allow_pickle=allow_pickle, revision=revision)
+    folder = resolve_model_dir(ref, allow_pickle=allow_pickle, revision=revision, cache_dir=cache_dir)
     device = pick_device(device)
     torch_dtype = pick_dtype(dtype, device)
     safe = _has_any(folder, SAFE_WEIGHTS)

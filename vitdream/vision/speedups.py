@@ -156,6 +156,7 @@ class _atomic:
         if exc_type is None:
             with open(self.tmp, "rb") as fh:
                 os.fsync(fh.fileno())
+            os.chmod(self.tmp, 0o644)
             os.replace(self.tmp, self.target)
         else:
             self.tmp.unlink(missing_ok=True)
