@@ -72,3 +72,20 @@ def test_bad_input_is_shown_not_raised(gen):
     widget.sampler.options = [("nope", "nope")]  # an id no plugin registered
     assert widget.wait(60)
     assert "unknown sampler &#x27;nope&#x27;" in widget.status.value
+
+
+def test_live_preview_shows_decoded_latents_during_sampling(gen, monkeypatch):
+    import vitdream.widgets.generate as module
+
+    monkeypatch.setattr(module, "PREVIEW_INTERVAL_S", 0.0)  # no throttle: a preview after every step but the last
+    widget = generate(gen, steps=4, seed=2, preview=True)
+    shown_values = []
+    widget.image.observe(lambda change: shown_values.append(change["new"]), names="value")
+    widget.prompt.value = "a photo of sks dog"
+    assert widget.wait(60)
+    assert len(shown_values) == 4  # 3 previews + the final image
+    assert len({bytes(v) for v in shown_values}) == 4  # each step shows a different picture
+    widget.live_preview.value = False
+    shown_values.clear()
+    widget.generate_button.click()
+    assert widget.wait(60) and len(shown_values) <= 1  # only the final image (unchanged: same settings)
