@@ -261,13 +261,16 @@ class LabPage:
         out = [f"console error: {e}" for e in self.console_errors]
         out += [f"kernel error: {e}" for e in self.kernel_errors]
         out += [f"traceback on stderr: {e}" for e in self.kernel_stderr]
-        try:  # textContent: also the collapsed details of an error view
-            body = self.page.evaluate(
-                "() => Array.from(document.querySelectorAll('.jp-OutputArea')).map(e => e.textContent).join(' ')"
+        try:  # outputs only (a cell's source may well mention these words)
+            body, error_views = self.page.evaluate(
+                """() => [Array.from(document.querySelectorAll('.jp-OutputArea')).map(e => e.textContent).join(' '),
+                          document.querySelectorAll('.jupyter-widgets-error-widget').length]"""
             )
         except Exception:  # noqa: BLE001 -- page gone; the other checks still count
-            body = ""
+            body, error_views = "", 0
         out += [f"page shows {t!r}" for t in WIDGET_ERROR_TEXT if t in body]
+        if error_views:  # ipywidgets 8's broken-view placeholder ("Click to show javascript error.")
+            out.append(f"Error displaying widget: {error_views} widget error view(s) on the page")
         return out
 
     def assert_no_problems(self) -> None:

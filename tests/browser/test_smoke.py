@@ -58,14 +58,15 @@ def test_error_detection_catches_broken_widgets(lab):
     lab.check_on_teardown = False  # this test expects problems
     lab.open_notebook("broken_widgets.ipynb")
     lab.run_all_cells()
-    expect(lab.page.get_by_text("Error displaying widget").first).to_be_visible()
+    expect(lab.page.locator(".jp-OutputArea .jupyter-widgets-error-widget")).to_be_visible()
     lab.page.get_by_role("button", name="Explode").click()
     for _ in range(100):
         if lab.kernel_errors:
             break
         lab.page.wait_for_timeout(100)
     problems = "\n".join(lab.problems())
-    assert "Error displaying widget" in problems
+    assert "Error displaying widget: 1 widget error view(s)" in problems
+    assert "No version of module vitdream-no-such-module" in problems  # the console error
     assert "ValueError: boom from a widget callback" in problems
     with pytest.raises(AssertionError, match="widget errors in the browser"):
         lab.assert_no_problems()
