@@ -142,7 +142,11 @@ class DreamBoothConfig(Options):
         data = self.model_dump()
         if isinstance(data["instance_data_dir"], list) and not all(isinstance(x, (str, os.PathLike)) for x in data["instance_data_dir"]):
             data["instance_data_dir"] = f"<{len(data['instance_data_dir'])} in-memory images>"
-        return {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in data.items()}
+        for key in ("instance_data_dir", "class_data_dir", "output_dir", "pretrained_model_name_or_path"):
+            value = data[key]
+            if isinstance(value, str) and (key != "pretrained_model_name_or_path" or Path(value).expanduser().is_dir()):
+                data[key] = str(Path(value).expanduser().resolve())  # the saved config works from any folder
+        return data
 
 
 ALIASES = {"base": "pretrained_model_name_or_path", "instance_images": "instance_data_dir", "max_steps": "max_train_steps"}
