@@ -57,7 +57,7 @@ def test_pickle_weights_need_explicit_opt_in(sd_dir, tmp_path):
 def test_bad_references_are_clear_errors(sd_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.perf_counter()
-    with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache"):
+    with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache, and HF_HUB_OFFLINE=1"):
         load_pipeline("nobody-vitdream/not-a-cached-model")
     assert time.perf_counter() - start < 10  # no network wait
     with pytest.raises(ModelLoadError, match="no such directory"):

@@ -59,7 +59,7 @@ def resolve_ref(ref: str | os.PathLike | None) -> tuple[str, Path | None]:
     if path.exists():
         raise ModelLoadError(f"{path}: a file, not a diffusers pipeline directory (expected model_index.json inside)")
     text = str(ref)
-    if os.sep in text.rstrip("/").split("/", 1)[-1] or text.startswith((".", "/", "~")) or not _HUB_ID.match(text):
+    if text.startswith((".", "/", "~")) or not _HUB_ID.match(text):
         raise ModelLoadError(f"{ref}: no such directory, and not a hub id like 'owner/name'")
     return text, None
 
@@ -173,8 +173,8 @@ def _load_error(name: str, local: Path | None, exc: Exception) -> ModelLoadError
     reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
     if local is None and _offline():
         return ModelLoadError(
-            f"{name}: not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it "
-            f"(download it once online, or pass a local directory) [{reason}]"
+            f"{name}: no local directory of that name, not in the local Hugging Face cache, and "
+            f"HF_HUB_OFFLINE=1 forbids downloading it (download it once online, or pass a local directory) [{reason}]"
         )
     if local is None:
         return ModelLoadError(f"{name}: could not load this hub model ({reason})")
