@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Optional
 
 import numpy as np
+from pydantic import Field
 
 from vitdream.base import Classifier, Embedder, Options, Prediction
 from vitdream.errors import VitdreamError
@@ -26,8 +27,8 @@ class ViTOptions(Options):
     allow_pickle: bool = False  # allow legacy pytorch_model.bin weights (can run arbitrary code)
     revision: Optional[str] = None  # hub revision (branch, tag or commit)
     cache_dir: Optional[str] = None  # Hugging Face hub cache (default: $HF_HUB_CACHE)
-    batch_size: int = 16
-    workers: Optional[int] = None  # decode/preprocess threads (default: min(4, CPUs))
+    batch_size: int = Field(16, ge=1)
+    workers: Optional[int] = Field(None, ge=1)  # decode/preprocess threads (default: min(4, CPUs))
     progress: Optional[bool] = None  # None: a progress bar from 64 images on
     speedup: Optional[Literal["int8", "onnx", "onnx-int8"]] = None  # classify() through a faster runtime
 
