@@ -100,6 +100,8 @@ def test_same_seed_same_image_and_batch_seeds_follow_seed_plus_index(gen):
     alone = gen.generate(PROMPT, steps=2, seed=12)[0]  # image 1 of the batch used seed 12
     assert np.abs(pixels(alone) - pixels(a[1])).max() <= 1
     assert json.loads(a[1].info["vitdream"])["image_seed"] == 12
+    html = a._repr_html_()  # how a notebook shows the result
+    assert html.count("data:image/png;base64,") == 2 and "seed 11" in html and "seed 12" in html
 
 
 def test_every_listed_sampler_runs_and_its_deterministic_flag_is_true(gen):

@@ -18,7 +18,7 @@ from vitdream.base import Generator, Options, Sampler
 from vitdream.components import get_entry
 from vitdream.errors import OptionsError
 from vitdream.generation.cfg import StepCallback, check_callback_inputs, denoise, step_arguments
-from vitdream.generation.grid import image_row
+from vitdream.generation.grid import ImageList, image_row
 from vitdream.generation.pngmeta import KEY, read_settings, save_image
 from vitdream.generation.settings import GenerationSettings
 
@@ -126,7 +126,8 @@ class DiffusersSD(Generator):
         cancel: threading.Event | None = None,
         progress: bool = False,
     ) -> list[Any]:
-        """Generate ``num_images`` PIL images; each carries its settings in ``image.info``.
+        """Generate ``num_images`` PIL images (a list shown as thumbnails in Jupyter); each carries its
+        settings in ``image.info``.
 
         Image ``i`` uses seed ``seed + i`` (None: a random seed, recorded). ``guidance_scale <= 1``
         skips the unconditional pass. ``callback(info)`` runs after every step with
@@ -169,7 +170,7 @@ class DiffusersSD(Generator):
         for i, image in enumerate(images):
             image.info[KEY] = json.dumps(s.for_image(i), sort_keys=True)
             image.info["parameters"] = s.a1111_parameters(i)
-        return images
+        return ImageList(images)
 
     def initial_latents(self, settings: GenerationSettings, generators: list[Any]) -> Any:
         """Unit Gaussian latents, image ``i`` drawn from ``generators[i]`` (on the CPU, for reproducibility)."""

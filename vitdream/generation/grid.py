@@ -28,3 +28,29 @@ def image_row(images: Sequence[Any], labels: Sequence[str] | None = None, *, gap
         if labels:
             draw.text((x + 1, h + 1), str(labels[i]), fill="black", font=font)
     return row
+
+
+class ImageList(list):
+    """A list of generated PIL images that Jupyter shows as a row of thumbnails captioned with their seeds."""
+
+    def grid(self, labels: Sequence[str] | None = None) -> Any:
+        """The images in one row (see :func:`image_row`)."""
+        return image_row(self, labels)
+
+    def _repr_html_(self) -> str:
+        import base64
+        import io
+        import json
+
+        cells = []
+        for image in self:
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            data = base64.b64encode(buffer.getvalue()).decode("ascii")
+            seed = json.loads(image.info.get("vitdream", "{}")).get("image_seed", "")
+            cells.append(
+                f"<figure style='display:inline-block;margin:2px;text-align:center'>"
+                f"<img src='data:image/png;base64,{data}' style='width:{max(128, image.width)}px;"
+                f"image-rendering:pixelated'/><figcaption style='font:11px monospace'>seed {seed}</figcaption></figure>"
+            )
+        return "<div>" + "".join(cells) + "</div>"
