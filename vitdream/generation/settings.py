@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from vitdream.base import Options
 
 MAX_SEED = 2**63 - 1
+A1111_SAMPLER_NAMES = {"ddim": "DDIM", "euler": "Euler", "euler-ancestral": "Euler a", "dpm-solver++": "DPM++ 2M"}
 
 
 class GenerationSettings(Options):
@@ -71,7 +72,7 @@ class GenerationSettings(Options):
             lines.append(f"Negative prompt: {self.negative_prompt}")
         fields = [
             f"Steps: {self.steps}",
-            f"Sampler: {self.sampler}",
+            f"Sampler: {A1111_SAMPLER_NAMES.get(self.sampler, self.sampler)}",
             f"CFG scale: {self.guidance_scale:g}",
             f"Seed: {self.seed + index}",
             f"Size: {self.width}x{self.height}",
