@@ -26,7 +26,8 @@ class ClassifyWidget(w.VBox):
         self.classifier = classifier
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="Upload")
         choices = [str(s) for s in expand_sources(images)] if images is not None else []
-        self.picker = w.Dropdown(options=[("(pick an image)", None)] + [(c.rsplit("/", 1)[-1], c) for c in choices])
+        # "" not None: ipywidgets 8 turns a None value into "no selection", which hides the placeholder
+        self.picker = w.Dropdown(options=[("(pick an image)", "")] + [(c.rsplit("/", 1)[-1], c) for c in choices])
         self.top_k = w.BoundedIntText(value=top_k, min=1, max=max(1, len(getattr(classifier, "labels", [])) or 1000), description="top-k", layout=w.Layout(width="140px"))
         self.show_attention = w.Checkbox(value=True, description="attention map", indent=False)
         self.image = w.Image(format="png", width=DISPLAY_SIZE, height=DISPLAY_SIZE)
@@ -34,7 +35,7 @@ class ClassifyWidget(w.VBox):
         self.status = w.HTML()
         self.current: Any = None
         self.upload.observe(self._on_upload, names="value")
-        self.picker.observe(lambda change: change["new"] is not None and self.show(change["new"]), names="value")
+        self.picker.observe(lambda change: bool(change["new"]) and self.show(change["new"]), names="value")
         for control in (self.top_k, self.show_attention):
             control.observe(lambda _: self.current is not None and self.show(self.current), names="value")
         controls = w.HBox([self.upload, self.picker, self.top_k, self.show_attention])
