@@ -301,6 +301,10 @@ class LabPage:
             arg=name,
             timeout=60_000,
         )
+        self.page.evaluate(  # only this notebook in the main area (JupyterLab re-adds a Launcher)
+            """() => { const app = window.jupyterapp; const cur = app.shell.currentWidget;
+                       for (const w of Array.from(app.shell.widgets('main'))) if (w !== cur && !w.context) w.close(); }"""
+        )
         self.wait_for_kernel_idle(timeout=120)
 
     def close_all(self) -> None:

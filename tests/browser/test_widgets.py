@@ -58,6 +58,7 @@ def test_classify_upload_shows_topk_bars_and_attention(lab, tmp_path):
     ui = page.locator(".vd-classify-widget")
     expect(ui).to_be_visible()
     labels = ("circle", "square", "triangle", "star", "cross")
+    expect(ui.locator("select option:checked")).to_have_text("(pick an image)")
 
     _upload(page, ui.locator("button.widget-upload"), picture)
     bars = ui.locator(".widget-html").filter(has_text=SCORE).first
