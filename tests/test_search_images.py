@@ -142,6 +142,16 @@ def test_resume_extends_without_re_embedding(world, tmp_path):
     assert again.search(new[2], k=1)[0].path == new[2]
 
 
+def test_near_duplicates_are_paired(world, tmp_path):
+    import shutil
+
+    copy = shutil.copy(world["good"][3], tmp_path / "copy.png")
+    index = vd.build_index(world["good"] + [str(copy)], embedder=world["embedder"])
+    pairs = index.duplicates(threshold=0.999)
+    assert [sorted([a.path, b.path]) for a, b in pairs] == [sorted([world["good"][3], str(copy)])]
+    assert pairs[0][1].score > 0.999
+
+
 def test_checkpoints_while_building(world, tmp_path):
     index = ImageIndex(world["embedder"], "faiss-flat", chunk_size=4)
     index.add(world["good"][:10], checkpoint=tmp_path / "ck.vdindex", checkpoint_seconds=0)

@@ -315,6 +315,19 @@ class ImageIndex:
             out.append(hits)
         return out
 
+    def duplicates(self, threshold: float = 0.98, k: int = 5) -> list[tuple[Hit, Hit]]:
+        """Pairs of near-duplicate images (cosine >= ``threshold``), each pair once, most similar first.
+        Looks at each image's ``k`` nearest neighbours (one batched search over the stored embeddings)."""
+        if not len(self):
+            return []
+        pairs: dict[tuple[int, int], tuple[Hit, Hit]] = {}
+        for item, hits in zip(self.table, self.search_vectors(self.table.vectors, k + 1)):
+            for hit in hits:
+                if hit.id != item.id and hit.score >= threshold:
+                    key = (min(item.id, hit.id), max(item.id, hit.id))
+                    pairs.setdefault(key, (Hit(item.path, 1.0, item.id), hit))
+        return sorted(pairs.values(), key=lambda pair: -pair[1].score)
+
     def query_vector(self, query: Any) -> np.ndarray:
         """The embedding of a query (see :meth:`search`), shape (dim,)."""
         if isinstance(query, Hit):
