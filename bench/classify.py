@@ -50,11 +50,13 @@ def make_images(folder: Path, n: int) -> list[str]:
     return paths
 
 
-def timed(fn, warmup) -> tuple[float, object]:
+def timed(name: str, fn, warmup) -> tuple[float, object]:
     warmup()
     start = time.perf_counter()
     out = fn()
-    return time.perf_counter() - start, out
+    seconds = time.perf_counter() - start
+    print(f"  {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
+    return seconds, out
 
 
 def top1_of_pipeline(result) -> list[str]:
@@ -89,18 +91,18 @@ def main() -> None:
     )
     results: dict[str, float] = {}
     with torch.inference_mode():
-        t, pipe1 = timed(lambda: pipe(paths, top_k=1, batch_size=1), lambda: pipe(warm, top_k=1, batch_size=1))
+        t, pipe1 = timed("pipeline bs1", lambda: pipe(paths, top_k=1, batch_size=1), lambda: pipe(warm, top_k=1, batch_size=1))
         results["pipeline_bs1"] = len(paths) / t
-        t, _ = timed(lambda: pipe(paths, top_k=1, batch_size=16), lambda: pipe(warm, top_k=1, batch_size=16))
+        t, _ = timed("pipeline bs16", lambda: pipe(paths, top_k=1, batch_size=16), lambda: pipe(warm, top_k=1, batch_size=16))
         results["pipeline_bs16"] = len(paths) / t
 
     clf = vd.load_classifier(model_dir, batch_size=16, progress=False)
-    t, ours = timed(lambda: clf.classify(paths, top_k=1), lambda: clf.classify(warm, top_k=1))
+    t, ours = timed("vitdream fp32", lambda: clf.classify(paths, top_k=1), lambda: clf.classify(warm, top_k=1))
     results["vitdream_fp32"] = len(paths) / t
     setup_start = time.perf_counter()
     clf.speed_up(args.fast, warm)
     setup_s = time.perf_counter() - setup_start
-    t, fast = timed(lambda: clf.classify(paths, top_k=1), lambda: clf.classify(warm, top_k=1))
+    t, fast = timed(f"vitdream {args.fast}", lambda: clf.classify(paths, top_k=1), lambda: clf.classify(warm, top_k=1))
     results[f"vitdream_{args.fast}"] = len(paths) / t
 
     fp32_top1 = [p[0].label for p in ours]
