@@ -18,7 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-SIZES = dict(unet_channels=(32, 64), vae_channels=(32, 64), sample_size=16, text_hidden=32, max_length=16)  # 32x32 px
+# SD's proportions, scaled down: a 4-level VAE (8x downsampling, like SD's) in front of the UNet.
+# 64x64 px images -> 8x8x4 latents. `--vae-channels 32,64 --sample-size 16` gives a 2-level VAE (32 px).
+SIZES = dict(unet_channels=(32, 64), vae_channels=(16, 32, 64, 64), sample_size=8, text_hidden=32, max_length=16)
 WARMUP = 3
 
 
@@ -36,6 +38,7 @@ def prepare(root: Path) -> None:
 
     make_tiny_dreambooth(root, num_instance=4)
     make_tiny_sd(root / "base", **SIZES)  # the bigger base replaces the tiny one
+    print(f"base: {SIZES}", flush=True)
     run = vd.dreambooth(**options(root, 1), output_dir=str(root / "prep"))
     run._progress_bar = False
     run.fit()  # generates the class images once, for every variant
@@ -52,14 +55,17 @@ def variant_trainer(root: Path, steps: int, cache: bool) -> float:
 
 
 def variant_plain(root: Path, steps: int) -> float:
-    """The plain loop, written like diffusers' train_dreambooth.py (without accelerate)."""
+    """The plain loop, written like diffusers' train_dreambooth.py (without accelerate); imports no Lightning."""
     import torch
     import torch.nn.functional as F
     from diffusers import DDPMScheduler
     from torch.utils.data import DataLoader, Dataset
 
-    from vitdream.dreambooth.data import load_image_folder, to_tensor
+    import numpy as np
+    from PIL import Image
+
     from vitdream.generation.loading import load_pipeline
+    from vitdream.images import expand_sources, load_images
 
     o = options(root, steps)
     torch.manual_seed(0)
@@ -69,8 +75,17 @@ def variant_plain(root: Path, steps: int) -> float:
     vae.requires_grad_(False)
     vae.eval()
     res = unet.config.sample_size * pipe.vae_scale_factor
-    instance, _ = load_image_folder(o["instance_images"], "instance")
-    klass, _ = load_image_folder(o["class_data_dir"], "class")
+    instance = load_images(expand_sources(o["instance_images"])).images
+    klass = load_images(expand_sources(o["class_data_dir"])).images
+
+    def to_tensor(image):  # resize the short side, random crop (like torchvision's RandomCrop), to [-1, 1]
+        w, h = image.size
+        scale = res / min(w, h)
+        image = image.resize((max(res, round(w * scale)), max(res, round(h * scale))), Image.BILINEAR)
+        left = int(torch.randint(0, image.width - res + 1, ()))
+        top = int(torch.randint(0, image.height - res + 1, ()))
+        array = np.asarray(image.crop((left, top, left + res, top + res)), dtype=np.float32) / 127.5 - 1.0
+        return torch.from_numpy(array).permute(2, 0, 1)
 
     def ids(prompt):
         return tokenizer(prompt, truncation=True, padding="max_length", max_length=tokenizer.model_max_length,
@@ -81,9 +96,9 @@ def variant_plain(root: Path, steps: int) -> float:
             return max(len(instance), len(klass))
 
         def __getitem__(self, i):
-            return {"instance_images": to_tensor(instance[i % len(instance)], res, False, False, (0.5, 0.5)),
+            return {"instance_images": to_tensor(instance[i % len(instance)]),
                     "instance_prompt_ids": ids(o["instance_prompt"]),
-                    "class_images": to_tensor(klass[i % len(klass)], res, False, False, (0.5, 0.5)),
+                    "class_images": to_tensor(klass[i % len(klass)]),
                     "class_prompt_ids": ids(o["class_prompt"])}
 
     def collate_fn(examples):
@@ -141,7 +156,10 @@ def main() -> None:
     parser.add_argument("--variant", choices=["plain", "trainer", "cached"])
     parser.add_argument("--root")
     parser.add_argument("--repeat", type=int, default=2, help="alternate the variants this many times; best kept")
+    parser.add_argument("--vae-channels", default=",".join(map(str, SIZES["vae_channels"])))
+    parser.add_argument("--sample-size", type=int, default=SIZES["sample_size"], help="UNet latent size")
     args = parser.parse_args()
+    SIZES.update(vae_channels=tuple(int(c) for c in args.vae_channels.split(",")), sample_size=args.sample_size)
     if args.variant:
         return child(args)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
@@ -161,7 +179,8 @@ def main() -> None:
                       f"peak RSS {result['peak_rss_mb']:7.1f} MB", flush=True)
     plain, trainer, cached = best["plain"], best["trainer"], best["cached"]
     summary = {
-        "bench": "dreambooth", "steps": args.steps, "threads": args.threads, "resolution": 32, "batch": "2+2 prior",
+        "bench": "dreambooth", "steps": args.steps, "threads": args.threads,
+        "resolution": args.sample_size * 2 ** (len(SIZES["vae_channels"]) - 1), "vae_channels": list(SIZES["vae_channels"]), "batch": "2+2 prior",
         "plain_ms_per_step": round(plain["step_s"] * 1000, 1), "trainer_ms_per_step": round(trainer["step_s"] * 1000, 1),
         "cached_ms_per_step": round(cached["step_s"] * 1000, 1),
         "trainer_vs_plain_step_time": round(trainer["step_s"] / plain["step_s"], 3),
