@@ -152,11 +152,12 @@ def test_lora_trainer_exports_weights_diffusers_loads(setup, tmp_path):
 
     root, opts = setup
     run = vd.dreambooth(**{**opts, "max_train_steps": 2, "gradient_accumulation_steps": 1}, trainer="dreambooth-lora",
-                        rank=2, output_dir=str(tmp_path / "lora"))
+                        train_text_encoder=True, rank=2, output_dir=str(tmp_path / "lora"))
     run._progress_bar = False
     run.fit()
     ckpt = torch.load(run.latest_checkpoint(), map_location="cpu", weights_only=True)
     assert ckpt["state_dict"] and all("lora" in k for k in ckpt["state_dict"])  # adapters only
+    assert any(k.startswith("text_encoder.") for k in ckpt["state_dict"])
     out = run.export(tmp_path / "lora-weights")
     assert (out / "pytorch_lora_weights.safetensors").is_file()
     pipe = StableDiffusionPipeline.from_pretrained(opts["base"])

@@ -48,7 +48,7 @@ class LoRADreamBoothModule(DreamBoothModule):
 
         self.unet.add_adapter(adapter(UNET_TARGETS))
         if c.train_text_encoder:
-            self.text_encoder.add_adapter(adapter(TEXT_TARGETS))
+            add_text_encoder_adapter(self.text_encoder, adapter(TEXT_TARGETS))
         if c.gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()
 
@@ -66,6 +66,20 @@ class LoRADreamBoothModule(DreamBoothModule):
         if self.config.train_text_encoder:
             layers["text_encoder_lora_layers"] = convert_state_dict_to_diffusers(get_peft_model_state_dict(self.text_encoder))
         return layers
+
+
+def add_text_encoder_adapter(text_encoder: Any, config: Any) -> None:
+    """``text_encoder.add_adapter(config)``; with a peft older than transformers wants, what it does:
+    inject the LoRA layers in place and record the config (``get_peft_model_state_dict`` reads it)."""
+    try:
+        text_encoder.add_adapter(config)
+    except ValueError as exc:
+        if "PEFT" not in str(exc):
+            raise
+        from peft import inject_adapter_in_model
+
+        inject_adapter_in_model(config, text_encoder, adapter_name="default")
+        text_encoder.peft_config = {"default": config}
 
 
 class LoRADreamBoothTrainer(DreamBoothTrainer):
