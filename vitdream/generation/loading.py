@@ -55,7 +55,9 @@ def resolve_ref(ref: str | os.PathLike | None) -> tuple[str, Path | None]:
         return EMBEDDED, mini_sd_path()
     path = Path(ref).expanduser()
     if path.is_dir():
-        return str(path.resolve()), path
+        from vitdream.assets import MINI_SD_DIR
+
+        return (EMBEDDED if path.resolve() == MINI_SD_DIR.resolve() else str(path.resolve())), path
     if path.exists():
         raise ModelLoadError(f"{path}: a file, not a diffusers pipeline directory (expected model_index.json inside)")
     text = str(ref)

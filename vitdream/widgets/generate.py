@@ -66,9 +66,9 @@ class GenerateWidget(w.VBox):
         self.sweep_button = w.Button(description="Sweep guidance")
         self.save_path = w.Text(value="", placeholder="(auto) vitdream-SEED.png", description="save as")
         self.save_button = w.Button(description="Save PNG")
-        self.image = w.Image(format="png")
+        self.image = w.Image(format="png", layout=w.Layout(object_fit="contain"))
         self.progress = w.IntProgress(value=0, min=0, max=steps, description="", layout=w.Layout(width="256px"))
-        self.sweep_image = w.Image(format="png")
+        self.sweep_image = w.Image(format="png", layout=w.Layout(object_fit="contain"))
         self.status = w.HTML()
 
         self._lock = threading.Lock()
@@ -89,7 +89,7 @@ class GenerateWidget(w.VBox):
             w.HBox([self.guidance, self.steps]),
             w.HBox([self.seed, self.new_seed, self.sampler, self.live_preview]),
             w.HBox([self.generate_button, self.sweep_button, self.save_path, self.save_button]),
-            w.HBox([w.VBox([self.image, self.progress]), self.sweep_image]),
+            w.HBox([w.VBox([self.image, self.progress]), self.sweep_image], layout=w.Layout(align_items="flex-start")),
             self.status,
         ])
 
