@@ -186,5 +186,8 @@ def test_generate_guidance_slider_and_sweep(lab):
     expect(status).to_contain_text("sweep, seed 0: guidance 1, 5, 10", timeout=180_000)
     dims = sweep.evaluate("(i) => [i.naturalWidth, i.naturalHeight]")
     assert dims[0] >= 3 * dims[1] * 0.8, f"a row of three tiles, got {dims}"
+    shown = sweep.bounding_box()  # shown undistorted (a flex row once stretched it to the preview's height)
+    ratio = (shown["width"] / shown["height"]) / (dims[0] / dims[1])
+    assert 0.9 < ratio < 1.1, f"sweep shown at {shown['width']:.0f}x{shown['height']:.0f}, drawn at {dims}"
     lab.show(ui)
     lab.assert_no_problems()
