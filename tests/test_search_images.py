@@ -88,6 +88,12 @@ def test_rebuild_as_another_kind_then_save_load_round_trip(world, kind, tmp_path
     exact = [[h.path for h in hits] for hits in index.search_many(world["good"][:8], k=4)]
     index.rebuild(kind, **({"ef_search": 64} if kind == "faiss-hnsw" else {}))  # no re-embedding
     assert index.kind == kind and type(index.vectors).id == kind
+    knob = "ef_search" if kind == "faiss-hnsw" else "nprobe"
+    index.configure(**{knob: 3})
+    assert getattr(index.vectors.options, knob) == 3
+    with pytest.raises(vd.errors.OptionsError, match=knob):
+        index.configure(**{knob: 0})
+    index.configure(**{knob: 64})
     assert [[h.path for h in hits] for hits in index.search_many(world["good"][:8], k=4)] == exact  # tiny: exact anyway
     index.save(tmp_path / "idx.vdindex")
     loaded = vd.load_index(tmp_path / "idx.vdindex")
