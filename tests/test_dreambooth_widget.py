@@ -55,7 +55,7 @@ def test_dashboard_follows_background_run_stop_and_resume(opts, tmp_path):
     assert run.running  # training happens in the background
     run.wait(120)
     assert run.state == "stopped"
-    wait_until(lambda: "stopped, checkpoint saved" in board.status.value)
+    wait_until(lambda: "stopped, checkpoint saved" in board.status.value)  # the status is drawn last
     assert [p.name for p in run.checkpoints()] == ["checkpoint-2.ckpt"]
     assert board.progress.value == 2 and board.plot.value[:4] == b"\x89PNG"
     assert len(board.images.children) == 1 and "step 2" in board.images.children[0].children[1].value

@@ -47,6 +47,7 @@ class TrainDashboard(W.VBox):
         self.validation: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._dirty = threading.Event()
+        self._render_lock = threading.Lock()
         self.status = W.HTML()
         self.progress = W.IntProgress(min=0, max=run.config.max_train_steps, description="step")
         self.plot = W.Image(format="png", layout=W.Layout(width="640px"))
@@ -98,6 +99,10 @@ class TrainDashboard(W.VBox):
     # -- drawing --------------------------------------------------------------------------------------
     def render(self) -> None:
         """Update every widget from the recorded events (called by the throttled renderer thread)."""
+        with self._render_lock:
+            self._render()
+
+    def _render(self) -> None:
         with self._lock:
             steps, state, message, error, validation = list(self.steps), self.state, self.message, self.error, self.validation
         last = steps[-1] if steps else {}
@@ -106,7 +111,6 @@ class TrainDashboard(W.VBox):
         self.resume_button.disabled = running or self.run.latest_checkpoint() is None
         self.stop_button.disabled = not running
         self.progress.value = int(last.get("step", 0))
-        self.status.value = self._status_html(state, message, last)
         self.errors.value = f"<pre style='color:#b00;white-space:pre-wrap'>{html.escape(error)}</pre>" if error else ""
         if steps:
             self.plot.value = self._plot_png(steps)
@@ -114,6 +118,7 @@ class TrainDashboard(W.VBox):
             self._shown_validation = validation
             self.images.children = [self._image_box(img, prompt, validation["step"])
                                     for img, prompt in zip(validation["images"], validation["prompts"])]
+        self.status.value = self._status_html(state, message, last)  # last: a status seen means all is drawn
 
     def _status_html(self, state: str, message: str, last: dict[str, Any]) -> str:
         parts = [f"<b>{html.escape(state)}</b>", html.escape(message), f"step {last.get('step', 0)}/{self.progress.max}"]
