@@ -35,14 +35,21 @@ $(STAMP): pyproject.toml $(PLUGIN_DIRS) | $(PY)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --notebook-dir=notebooks
 
+# Tests run torch single-threaded: tiny models gain nothing from more threads, and a kernel,
+# JupyterLab and Chromium share the cores during the browser tests. Override: make test TEST_THREADS=2
+TEST_THREADS ?= 1
+TEST_ENV := OMP_NUM_THREADS=$(TEST_THREADS) MKL_NUM_THREADS=$(TEST_THREADS)
+
 test: $(STAMP)
-	$(PY) -m pytest tests plugins notebooks --nbmake $(PYTEST_ARGS)
+	@bash scripts/ensure_chromium.sh
+	$(TEST_ENV) $(PY) -m pytest tests plugins notebooks --nbmake $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest tests plugins -m "not browser and not slow" $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest tests plugins -m "not browser and not slow" $(PYTEST_ARGS)
 
 test-browser: $(STAMP)
-	$(PY) -m pytest tests -m browser $(PYTEST_ARGS)
+	@bash scripts/ensure_chromium.sh
+	$(TEST_ENV) $(PY) -m pytest tests -m browser $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
