@@ -202,6 +202,9 @@ def evaluate(pipe, judge: Judge | None, per_class: int, seed: int, grid_path: Pa
         if judge is not None:
             preds = judge.predict(images)
             result[f"acc@{guidance}"] = round(float(np.mean([p == e for p, e in zip(preds, expected)])), 4)
+            for part, name in ((0, "colour"), (1, "shape")):
+                result[f"{name}_acc@{guidance}"] = round(float(np.mean(
+                    [p.split()[part] == e.split()[part] for p, e in zip(preds, expected)])), 4)
         if grid_path is not None and guidance == 7.5:
             from PIL import Image
 
@@ -236,6 +239,29 @@ def save_pipeline(pipe, out: Path, meta: dict) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def eval_only(args) -> None:
+    """Quality bar and single-image latency of the saved pipeline, on a fresh seed."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(args.out)
+    pipe.set_progress_bar_config(disable=True)
+    sizes = {d.name: sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) for d in args.out.iterdir()
+             if d.is_dir()}
+    params = {name: sum(p.numel() for p in getattr(pipe, name).parameters())
+              for name in ("unet", "vae", "text_encoder")}
+    timings = []
+    for guidance in (7.5, 1.0):
+        for _ in range(3):
+            t0, c0 = time.time(), time.process_time()
+            pipe("a photo of a red star", num_inference_steps=20, guidance_scale=guidance,
+                 generator=torch.Generator().manual_seed(0))
+            timings.append({"guidance": guidance, "wall_s": round(time.time() - t0, 3),
+                            "cpu_s": round(time.process_time() - c0, 3)})
+    res = evaluate(pipe, Judge(args.judge), args.eval_per_class, seed=args.seed + 4321,
+                   grid_path=args.work / "grid_final.png")
+    log(json.dumps({"bytes": sizes, "params": params, "one_image_20_steps": timings, "quality": res}))
+
+
 # ---------------------------------------------------------------- stage 2: UNet + text encoder
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -255,8 +281,12 @@ def main() -> None:
     p.add_argument("--deadline", type=str, default="", help="HH:MM local time by which stage 2 ends")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--eval-per-class", type=int, default=2)
+    p.add_argument("--eval-only", action="store_true", help="measure the pipeline in --out and exit")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.eval_only:
+        eval_only(args)
+        return
     args.work.mkdir(parents=True, exist_ok=True)
     log(f"args: {vars(args)}")
 

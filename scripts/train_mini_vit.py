@@ -58,23 +58,27 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=ROOT / "vitdream/assets/mini-vit")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--patch", type=int, default=4)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--layers", type=int, default=4)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--n-test", type=int, default=2000)
+    p.add_argument("--init", type=Path, default=None, help="continue training from this saved mini ViT")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessorPil
 
-    config = ViTConfig(image_size=IMAGE_SIZE, patch_size=4, num_channels=3, hidden_size=96, num_hidden_layers=4,
-                       num_attention_heads=4, intermediate_size=192, hidden_dropout_prob=0.0,
-                       attention_probs_dropout_prob=0.0, num_labels=len(CLASSES),
+    config = ViTConfig(image_size=IMAGE_SIZE, patch_size=args.patch, num_channels=3, hidden_size=args.hidden,
+                       num_hidden_layers=args.layers, num_attention_heads=4, intermediate_size=2 * args.hidden,
+                       hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=len(CLASSES),
                        id2label=dict(enumerate(CLASSES)), label2id={c: i for i, c in enumerate(CLASSES)})
-    model = ViTForImageClassification(config)
+    model = ViTForImageClassification.from_pretrained(args.init) if args.init else ViTForImageClassification(config)
     log(f"mini ViT: {sum(q.numel() for q in model.parameters()) / 1e6:.3f} M params; args {vars(args)}")
-    train = ShapesDataset(args.steps * args.batch, seed=args.seed + 10)
+    train = ShapesDataset(args.steps * args.batch, seed=args.seed + (30 if args.init else 10))
     test = ShapesDataset(args.n_test, seed=args.seed + 20)  # held out: a different seed
     rng = np.random.default_rng(args.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
