@@ -160,14 +160,16 @@ def test_mini_sd_loads_with_plain_diffusers_and_draws_the_colours(judge):
 
     pipe = StableDiffusionPipeline.from_pretrained(mini_sd_path())
     pipe.set_progress_bar_config(disable=True)
-    prompts = [f"a photo of a {label}" for label in CLASSES]
+    labels = CLASSES[::2]  # 8 prompts: every colour, two shapes each (a few seconds on a free CPU)
+    prompts = [f"a photo of a {label}" for label in labels]
     images = pipe(prompts, num_inference_steps=20, guidance_scale=7.5,
                   generator=torch.Generator().manual_seed(2024)).images
     assert images[0].size == (32, 32)
     predicted = judge(images)
-    accuracy = np.mean([p == label for p, label in zip(predicted, CLASSES)])
-    colour = np.mean([p.split()[0] == label.split()[0] for p, label in zip(predicted, CLASSES)])
-    # Measured on the shipped model: colour 0.69 (chance 0.25), full label 0.125; the bar is SD_BAR.
+    accuracy = np.mean([p == label for p, label in zip(predicted, labels)])
+    colour = np.mean([p.split()[0] == label.split()[0] for p, label in zip(predicted, labels)])
+    print("mini-SD accuracy", accuracy, "colour accuracy", colour)
+    # Measured on the shipped model (16 prompts): colour 0.69 (chance 0.25), full label 0.125.
     assert colour >= 0.4, (accuracy, colour)
     assert accuracy >= min(SD_BAR, recorded(mini_sd_path(), "eval", "acc@7.5") - 0.1), accuracy
 
