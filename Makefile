@@ -38,7 +38,8 @@ lab: $(STAMP)
 # Tests run torch single-threaded: tiny models gain nothing from more threads, and a kernel,
 # JupyterLab and Chromium share the cores during the browser tests. Override: make test TEST_THREADS=2
 TEST_THREADS ?= 1
-TEST_ENV := OMP_NUM_THREADS=$(TEST_THREADS) MKL_NUM_THREADS=$(TEST_THREADS)
+# VITDREAM_QUICK=1 shortens the capability notebooks (docs/course.md); the tour always runs its real path.
+TEST_ENV := OMP_NUM_THREADS=$(TEST_THREADS) MKL_NUM_THREADS=$(TEST_THREADS) VITDREAM_QUICK=1
 
 test: $(STAMP)
 	@bash scripts/ensure_chromium.sh
