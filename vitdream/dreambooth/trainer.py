@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Callable
 from vitdream.base.training import Trainer
 from vitdream.dreambooth.callbacks import EventLog
 from vitdream.dreambooth.config import DreamBoothConfig, canonical_names, load_yaml
+from vitdream.atomic import atomic_write_text
 from vitdream.errors import OptionsError, VitdreamError
 
 _CKPT = re.compile(r"^checkpoint-(\d+)\.ckpt$")
@@ -298,15 +299,6 @@ class DreamBoothTrainer(Trainer):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.state} output_dir={str(self.output_dir)!r}>"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def atomic_save_dir(directory: str | os.PathLike, write: Callable[[Path], None]) -> Path:

@@ -20,38 +20,10 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from vitdream.atomic import atomic_write_text, fsync_dir, fsync_tree
+
 CURRENT = "CURRENT"
 _SNAPSHOT = re.compile(r"^v(\d{6})$")
-
-
-def fsync_tree(root: Path) -> None:
-    """fsync every file under ``root``, then every folder (children first)."""
-    for folder, _, files in os.walk(root, topdown=False):
-        for name in files:
-            with open(os.path.join(folder, name), "rb") as fh:
-                os.fsync(fh.fileno())
-        _fsync_dir(Path(folder))
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name == "nt":  # pragma: no cover - directories cannot be opened on Windows
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def current_snapshot(root: str | os.PathLike) -> Path:
@@ -82,7 +54,7 @@ def write_snapshot(root: str | os.PathLike, fill: Callable[[Path], None]) -> Pat
     fill(tmp)
     fsync_tree(tmp)
     os.replace(tmp, root / name)
-    _fsync_dir(root)
+    fsync_dir(root)
     atomic_write_text(root / CURRENT, name + "\n")
     _remove_stale(root, keep=name)
     return root / name
