@@ -21,3 +21,17 @@ def fresh_plugins(monkeypatch):
     plugins.reset()
     yield plugins
     plugins.reset()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's torch work on one thread (2 shared cores: oversubscribed threads are ~20x slower).
+
+    Module scope, so it also covers module-scoped fixtures; use with ``pytestmark``.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -13,12 +13,7 @@ from vitdream.testing.dreambooth import TINY_SD_SIZES
 from vitdream.testing.sd import tiny_sd_pipeline
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # module scope: also covers the module-scoped runs
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 shared cores: oversubscribed threads are 20x slower
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

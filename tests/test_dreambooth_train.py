@@ -26,12 +26,7 @@ DDP_ATOL = 1e-6
 STRATEGY = "ddp_fork"  # 2 processes, gloo; forked from the CLI process, so the heavy imports happen once
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # module scope: also covers the module-scoped runs
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 shared cores: oversubscribed threads are 20x slower
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,7 @@ import vitdream as vd
 from vitdream.testing.dreambooth import make_tiny_dreambooth
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # module scope: also covers the module-scoped runs
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")
