@@ -282,6 +282,10 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--eval-per-class", type=int, default=2)
     p.add_argument("--eval-only", action="store_true", help="measure the pipeline in --out and exit")
+    p.add_argument("--init", type=Path, default=None,
+                   help="continue from the UNet and text encoder of this saved pipeline (same tokenizer)")
+    p.add_argument("--save", choices=("best", "latest"), default="best",
+                   help="which evaluated EMA pipeline to keep in --out")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.eval_only:
@@ -312,8 +316,16 @@ def main() -> None:
     specs = [ds.spec(i) for i in range(len(ds))]
 
     torch.manual_seed(args.seed)
-    text_encoder = build_text_encoder(tokenizer)
-    unet = build_unet(tuple(int(c) for c in args.channels.split(",")))
+    if args.init:
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        text_encoder = CLIPTextModel.from_pretrained(args.init / "text_encoder")
+        unet = UNet2DConditionModel.from_pretrained(args.init / "unet")
+        log(f"continuing from {args.init}")
+    else:
+        text_encoder = build_text_encoder(tokenizer)
+        unet = build_unet(tuple(int(c) for c in args.channels.split(",")))
     sched = noise_scheduler()
     n_unet = sum(p.numel() for p in unet.parameters())
     n_text = sum(p.numel() for p in text_encoder.parameters())
@@ -351,7 +363,7 @@ def main() -> None:
         progress = max(step / args.steps, (time.time() - t0) / budget if budget else 0.0)
         done = progress >= 1.0
         if step > 0 and (step % args.eval_every == 0 or done):
-            if judge is None and (args.judge / "config.json").exists():
+            if (args.judge / "config.json").exists():  # the judge may be retrained while this runs
                 judge = Judge(args.judge)
             pipe = make_pipeline(vae, ema_text, tokenizer, ema_unet, sched)
             te = time.time()
@@ -360,7 +372,7 @@ def main() -> None:
             history.append(res)
             log(f"EVAL {json.dumps(res)}")
             score = res.get("acc@7.5", -0.5)
-            if score >= best:
+            if score >= best or args.save == "latest":
                 best = score
                 meta = {"step": step, "minutes_stage2": res["minutes"], "eval": res, "args": {
                     k: str(v) for k, v in vars(args).items()}, "unet_params": n_unet, "text_params": n_text}
@@ -397,6 +409,10 @@ def main() -> None:
         ema_update(ema_text, text_encoder, decay)
         step += 1
         if step % 50 == 0:
+            threads_file = args.work / "threads"  # lets a long run take more cores once they are free
+            if threads_file.exists() and int(threads_file.read_text()) != torch.get_num_threads():
+                torch.set_num_threads(int(threads_file.read_text()))
+                log(f"now using {torch.get_num_threads()} threads")
             log(f"step {step} loss {loss.item():.4f} lr {opt.param_groups[0]['lr']:.2e} "
                 f"progress {progress:.3f} ({(time.time() - t0) / step:.2f} s/step)")
     log(f"finished: {step} steps in {(time.time() - t0) / 60:.1f} min; best acc@7.5 {best}")

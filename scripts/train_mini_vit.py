@@ -84,6 +84,16 @@ def main() -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     warmup = max(1, args.steps // 20)
     t0 = time.time()
+    def accuracy_on(ds: ShapesDataset, n: int) -> float:
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for start in range(0, n, 256):
+                x, y = batch(ds, range(start, min(start + 256, n)), None)
+                correct += int((model(pixel_values=x).logits.argmax(-1) == y).sum())
+        model.train()
+        return correct / n
+
     model.train()
     for step in range(args.steps):
         lr = args.lr * (step + 1) / warmup if step < warmup else \
@@ -98,14 +108,11 @@ def main() -> None:
         opt.step()
         if step % 100 == 0 or step == args.steps - 1:
             log(f"step {step} loss {loss.item():.4f} lr {lr:.2e} ({(time.time() - t0) / (step + 1):.2f} s/step)")
+        if step % 500 == 499:
+            log(f"step {step} held-out top-1 on 512: {accuracy_on(test, min(512, len(test))):.4f}")
     minutes = (time.time() - t0) / 60
+    accuracy = accuracy_on(test, len(test))
     model.eval()
-    correct = 0
-    with torch.no_grad():
-        for start in range(0, len(test), 256):
-            x, y = batch(test, range(start, min(start + 256, len(test))), None)
-            correct += int((model(pixel_values=x).logits.argmax(-1) == y).sum())
-    accuracy = correct / len(test)
     log(f"held-out top-1 accuracy: {accuracy:.4f} on {len(test)} fresh images; training took {minutes:.1f} min")
 
     processor = ViTImageProcessorPil(do_resize=True, size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},

@@ -118,3 +118,31 @@ def test_8bit_adam_uses_bitsandbytes_or_says_it_is_missing(pipe):
             module.configure_optimizers()
     else:
         assert type(module.configure_optimizers()["optimizer"]).__name__ == "AdamW8bit"
+
+
+def test_embedded_base_gets_cpu_sized_defaults_and_explicit_options_win():
+    from vitdream.dreambooth.config import EMBEDDED_BASE_DEFAULTS
+
+    embedded = DreamBoothConfig(instance_data_dir="x")
+    assert {k: getattr(embedded, k) for k in EMBEDDED_BASE_DEFAULTS} == EMBEDDED_BASE_DEFAULTS
+    hub = DreamBoothConfig(instance_data_dir="x", base="CompVis/stable-diffusion-v1-4")
+    assert (hub.learning_rate, hub.max_train_steps, hub.num_class_images) == (5e-6, 400, 100)  # diffusers' own
+    mine = DreamBoothConfig(instance_data_dir="x", learning_rate=3e-6, max_steps=7)
+    assert (mine.learning_rate, mine.max_train_steps) == (3e-6, 7)
+    assert mine.num_class_images == EMBEDDED_BASE_DEFAULTS["num_class_images"]
+
+
+def test_class_image_cache_is_keyed_by_the_base_weights(tmp_path, monkeypatch):
+    from vitdream.dreambooth.class_images import default_class_dir
+
+    monkeypatch.setenv("VITDREAM_CACHE", str(tmp_path / "cache"))
+    base = tmp_path / "base"
+    (base / "unet").mkdir(parents=True)
+    weights = base / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(b"first weights")
+    first = default_class_dir(str(base), "a photo of a star", 32)
+    assert default_class_dir(str(base), "a photo of a star", 32) == first
+    assert str(first).startswith(str(tmp_path / "cache"))
+    weights.write_bytes(b"retrained weights")  # same folder name, new weights: stale class images must not be reused
+    assert default_class_dir(str(base), "a photo of a star", 32) != first
+    assert default_class_dir(str(base), "a photo of a dog", 32) != default_class_dir(str(base), "a photo of a star", 32)

@@ -35,6 +35,8 @@ INSTANCE_BACKGROUNDS: tuple[str, ...] = ("black", "yellow", "black", "yellow", "
 _SUPERSAMPLE = 4
 #: DreamBooth settings for the embedded mini SD, which is about 200x smaller than SD 1.5: a larger
 #: learning rate than diffusers' 5e-6 (made for SD 1.5), fewer steps and class images (CPU minutes).
+#: ``vd.dreambooth(base=None)`` applies the same values by default; they are spelled out here so that
+#: they also apply when the base is given as a path to the mini SD (or a copy of it).
 MINI_SD_DREAMBOOTH: dict[str, Any] = {"learning_rate": 1e-4, "max_train_steps": 200, "num_class_images": 20}
 
 

@@ -17,10 +17,31 @@ from vitdream.images import IMAGE_EXTENSIONS
 PRECISION_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
+def weights_fingerprint(base: str | None) -> str:
+    """A digest of the UNet and text-encoder weight files of a local pipeline folder (``None``: the
+    embedded mini SD), so retrained weights under the same name never reuse stale class images.
+    A hub id gives ``""``: the id (and the revision the hub cache holds) names the weights."""
+    from vitdream.assets import mini_sd_path
+
+    folder = mini_sd_path() if base is None else Path(base).expanduser()
+    if not folder.is_dir():
+        return ""
+    digest = hashlib.sha256()
+    for path in sorted(p for sub in ("unet", "text_encoder") for p in (folder / sub).glob("*")
+                       if p.suffix in (".safetensors", ".bin")):
+        digest.update(path.name.encode())
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
 def default_class_dir(base: str | None, class_prompt: str, resolution: int) -> Path:
-    """A shared cache folder keyed by base model, prompt and resolution (``$VITDREAM_CACHE`` or ~/.cache)."""
+    """A shared cache folder keyed by base model (name and weights), prompt and resolution
+    (under ``$VITDREAM_CACHE`` or ~/.cache/vitdream)."""
     root = Path(os.environ.get("VITDREAM_CACHE") or Path.home() / ".cache" / "vitdream")
-    key = hashlib.sha256(json.dumps([base or "vitdream:mini-sd", class_prompt, resolution]).encode()).hexdigest()[:12]
+    identity = [base or "vitdream:mini-sd", weights_fingerprint(base), class_prompt, resolution]
+    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
     slug = "".join(c if c.isalnum() else "-" for c in class_prompt.lower()).strip("-")[:40]
     return root / "class_images" / f"{slug}-{key}"
 
