@@ -53,6 +53,17 @@ def test_background_is_read_from_the_border_of_world_images():
     assert [ev.background_of(im) for im in subject.more(6, backgrounds=["blue", "white"])] == ["blue", "white"] * 3
 
 
+def test_subject_pixel_rule_accepts_the_subject_and_rejects_world_shapes():
+    subject = dreambooth_subject()
+    assert all(subject.matches(im) for im in subject.images + subject.more(8, backgrounds=["blue", "white"]))
+    world = vd.datasets.shapes(100, seed=11)
+    assert not any(subject.matches(x["image"]) for x in world)  # one colour each: never two-tone
+    from vitdream.datasets.subject import render_subject
+
+    flipped = render_subject("blue", colours=("green", "red"))  # the same star, bands swapped
+    assert not subject.matches(flipped) and subject.matches(render_subject("blue"))
+
+
 def test_background_named_in_prompt():
     assert ev.background_in_prompt("a photo of sks star on a blue background") == "blue"
     assert ev.background_in_prompt("a photo of a star") is None

@@ -116,6 +116,38 @@ class Subject:
         seen = set(self.backgrounds) | set(BAND_COLOURS)
         return sorted((b for b in BACKGROUNDS if b not in seen), key=lambda b: (b != "blue", b))
 
+    def matches(self, image: Image.Image, tolerance: float = 90.0) -> bool:
+        """Whether ``image`` shows this subject by a pixel rule, independent of any model: the pixels
+        that differ from the background (read from the border) split at their centroid into an upper
+        part nearest to the top band colour and a lower part nearest to the bottom one."""
+        import numpy as np
+
+        from vitdream.datasets.shapes import PALETTE as palette
+
+        array = np.asarray(image.convert("RGB"), dtype=np.float64)
+        h, w = array.shape[:2]
+        b = max(1, min(h, w) // 16)
+        frame = np.concatenate([array[:b].reshape(-1, 3), array[-b:].reshape(-1, 3),
+                                array[:, :b].reshape(-1, 3), array[:, -b:].reshape(-1, 3)])
+        foreground = np.linalg.norm(array - np.median(frame, axis=0), axis=-1) > tolerance
+        if foreground.sum() < 0.05 * h * w:
+            return False
+        rows = np.nonzero(foreground)[0]
+        middle = rows.mean()
+        names = list(palette)
+        colours = np.asarray([palette[n] for n in names], dtype=np.float64)
+
+        def nearest(mask: np.ndarray) -> str | None:
+            if mask.sum() == 0:
+                return None
+            mean = array[mask].mean(axis=0)
+            return names[int(np.argmin(((colours - mean) ** 2).sum(axis=1)))]
+
+        upper = foreground & (np.arange(h)[:, None] < middle)
+        lower = foreground & (np.arange(h)[:, None] >= middle)
+        top, bottom = BAND_COLOURS[0], BAND_COLOURS[-1]
+        return nearest(upper) == top and nearest(lower) == bottom
+
     def save(self, folder: str | os.PathLike) -> list[Path]:
         """Write the pictures as ``folder/sks-star-{i}.png`` and return the paths."""
         root = Path(folder).expanduser()

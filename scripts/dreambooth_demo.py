@@ -1,0 +1,101 @@
+"""Measure the DreamBooth demo of the shapes world: the defaults, their wall time, and the paper's ablation.
+
+Trains "sks star" (``vd.datasets.dreambooth_subject()``) on the embedded mini SD twice with the
+defaults of ``vd.dreambooth(base=None)`` -- with and without prior preservation, same seed -- then
+reports, for the base model and both runs:
+
+- training wall time (class-image generation included, and without it);
+- ``subject match``: share of "a photo of sks star on a {blue,white} background" images that show
+  the two-tone star by a pixel rule (``Subject.matches``; model-free), and share of plain "a photo of
+  a star" images that do (language drift; lower is better);
+- ``vd.evaluate_dreambooth``: subject fidelity, prompt fidelity, PRES, DIV (mini-ViT embeddings).
+
+    python scripts/dreambooth_demo.py                # about 6-8 minutes on 2 CPU cores
+    python scripts/dreambooth_demo.py --steps 300    # any DreamBooth option can be overridden
+
+Writes ``scripts/logs/dreambooth_demo.json`` and sample grids next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import vitdream as vd  # noqa: E402
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "vitdream-dreambooth-demo")
+    p.add_argument("--logs", type=Path, default=ROOT / "scripts/logs")
+    p.add_argument("--steps", type=int, default=None, help="max_train_steps (default: the embedded-base default)")
+    p.add_argument("--lr", type=float, default=None, help="learning_rate (default: the embedded-base default)")
+    p.add_argument("--num-images", type=int, default=8, help="generations per prompt in the evaluation")
+    p.add_argument("--tag", default="", help="suffix of the output files")
+    p.add_argument("--base", default=None, help="a copy of the mini SD to start from (default: the embedded one)")
+    args = p.parse_args()
+
+    import torch
+
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    subject = vd.datasets.dreambooth_subject()
+    instance_dir = args.work / "sks_star"
+    subject.save(instance_dir)
+    overrides = {k: v for k, v in (("max_train_steps", args.steps), ("learning_rate", args.lr)) if v is not None}
+    if args.base:  # the embedded-base defaults only apply to base=None; give them explicitly for a copy
+        from vitdream.datasets.subject import MINI_SD_DREAMBOOTH
+
+        overrides = {**MINI_SD_DREAMBOOTH, **overrides, "base": args.base}
+    report: dict = {"threads": torch.get_num_threads(), "overrides": overrides, "runs": {}}
+    runs = {}
+    for name, extra in (("with prior", {}), ("without prior", {"with_prior_preservation": False})):
+        run = vd.dreambooth(instance_images=str(instance_dir), instance_prompt=subject.instance_prompt,
+                            class_prompt=subject.class_prompt, output_dir=str(args.work / name.replace(" ", "-")),
+                            class_data_dir=str(args.work / "class_images"), **overrides, **extra)
+        t0, c0 = time.perf_counter(), time.process_time()
+        run.fit()
+        wall = time.perf_counter() - t0
+        history = run.history()
+        report["runs"][name] = {
+            "wall_s": round(wall, 1), "cpu_s": round(time.process_time() - c0, 1),
+            "steps": run.config.max_train_steps, "learning_rate": run.config.learning_rate,
+            "num_class_images": run.config.num_class_images if run.config.prior_preservation else 0,
+            # from the "start" event (after class images, model loading) to the last step
+            "train_s": round(history[-1]["time"] - run.log.of_type("start")[0]["time"], 1) if history else None,
+        }
+        log(f"{name}: {report['runs'][name]}")
+        runs[name] = run
+
+    result = vd.evaluate_dreambooth({"base": args.base, **runs}, num_images=args.num_images, progress=False)
+    report["metrics"] = result.metrics
+    subject_prompts = [q for q in result.settings["prompts"] if " on a " in q]
+    match = {}
+    for name, made in result.images.items():
+        in_context = [im for q in subject_prompts for im in made[q]]
+        plain_class = made[subject.class_prompt]
+        match[name] = {"subject_in_new_context": round(sum(map(subject.matches, in_context)) / len(in_context), 3),
+                       "class_prompt_shows_subject": round(sum(map(subject.matches, plain_class)) / len(plain_class), 3)}
+    report["subject_match"] = match
+    for name in match:
+        log(f"{name}: {match[name]} {json.dumps({k: round(v, 3) for k, v in result.metrics[name].items()})}")
+    args.logs.mkdir(parents=True, exist_ok=True)
+    (args.logs / f"dreambooth_demo{args.tag}.json").write_text(json.dumps(report, indent=2, default=str))
+    result.grid(max_images=6).save(args.logs / f"dreambooth_demo{args.tag}.png")
+    log(f"wrote {args.logs / f'dreambooth_demo{args.tag}.json'}")
+
+
+if __name__ == "__main__":
+    main()
