@@ -116,9 +116,10 @@ def noise_scheduler():
 
 
 def sampling_scheduler(train_sched):
-    from diffusers import DPMSolverMultistepScheduler
+    """DDIM: vitdream's default sampler, so plain diffusers and ``vd.load_generator`` draw the same."""
+    from diffusers import DDIMScheduler
 
-    return DPMSolverMultistepScheduler.from_config(train_sched.config)
+    return DDIMScheduler.from_config(train_sched.config)
 
 
 # ---------------------------------------------------------------- helpers
@@ -257,9 +258,18 @@ def eval_only(args) -> None:
                  generator=torch.Generator().manual_seed(0))
             timings.append({"guidance": guidance, "wall_s": round(time.time() - t0, 3),
                             "cpu_s": round(time.process_time() - c0, 3)})
-    res = evaluate(pipe, Judge(args.judge), args.eval_per_class, seed=args.seed + 4321,
-                   grid_path=args.work / "grid_final.png")
-    log(json.dumps({"bytes": sizes, "params": params, "one_image_20_steps": timings, "quality": res}))
+    judge = Judge(args.judge)
+    quality = {}
+    for name in ("DDIMScheduler", "EulerDiscreteScheduler", "DPMSolverMultistepScheduler"):
+        import diffusers
+
+        pipe.scheduler = getattr(diffusers, name).from_config(pipe.scheduler.config)
+        quality[name] = evaluate(pipe, judge, args.eval_per_class, seed=args.seed + 4321,
+                                 grid_path=args.work / "grid_final.png" if name == "DDIMScheduler" else None)
+        log(f"{name}: {json.dumps(quality[name])}")
+    report = {"bytes": sizes, "params": params, "one_image_20_steps": timings, "quality": quality}
+    log(json.dumps(report))
+    (args.work / "eval_final.json").write_text(json.dumps(report, indent=2))
 
 
 # ---------------------------------------------------------------- stage 2: UNet + text encoder
