@@ -5,7 +5,8 @@ defaults of ``vd.dreambooth(base=None)`` -- with and without prior preservation,
 reports, for the base model and both runs:
 
 - training wall time (class-image generation included, and without it);
-- ``subject match``: share of "a photo of sks star on a {blue,white} background" images that show
+- ``subject match``: share of "a photo of sks star" and of "a photo of sks star on a {blue,white} background"
+  images that show
   the two-tone star by a pixel rule (``Subject.matches``; model-free), and share of plain "a photo of
   a star" images that do (language drift; lower is better);
 - ``vd.evaluate_dreambooth``: subject fidelity, prompt fidelity, PRES, DIV (mini-ViT embeddings).
@@ -44,6 +45,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=None, help="learning_rate (default: the embedded-base default)")
     p.add_argument("--num-images", type=int, default=8, help="generations per prompt in the evaluation")
     p.add_argument("--tag", default="", help="suffix of the output files")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other vd.dreambooth option (YAML value), e.g. --option train_text_encoder=false")
     p.add_argument("--base", default=None, help="a copy of the mini SD to start from (default: the embedded one)")
     args = p.parse_args()
 
@@ -55,6 +58,11 @@ def main() -> None:
     instance_dir = args.work / "sks_star"
     subject.save(instance_dir)
     overrides = {k: v for k, v in (("max_train_steps", args.steps), ("learning_rate", args.lr)) if v is not None}
+    import yaml
+
+    for item in args.option:
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
     if args.base:  # the embedded-base defaults only apply to base=None; give them explicitly for a copy
         from vitdream.datasets.subject import MINI_SD_DREAMBOOTH
 
@@ -86,7 +94,9 @@ def main() -> None:
     for name, made in result.images.items():
         in_context = [im for q in subject_prompts for im in made[q]]
         plain_class = made[subject.class_prompt]
-        match[name] = {"subject_in_new_context": round(sum(map(subject.matches, in_context)) / len(in_context), 3),
+        plain = made[subject.instance_prompt]
+        match[name] = {"subject_plain_prompt": round(sum(map(subject.matches, plain)) / len(plain), 3),
+                       "subject_in_new_context": round(sum(map(subject.matches, in_context)) / len(in_context), 3),
                        "class_prompt_shows_subject": round(sum(map(subject.matches, plain_class)) / len(plain_class), 3)}
     report["subject_match"] = match
     for name in match:

@@ -104,9 +104,9 @@ def test_datasets_do_not_import_torch():
 
 
 # ------------------------------------------------------------------ shipped models
-# The bars: ViT held-out top-1 >= 98%; SD at guidance 7.5 >= 80% correct. The shipped models,
-# trained on a heavily shared 2-core CPU, fall short (docs/shapes_world.md has the numbers), so these
-# tests guard against regressions from the accuracy recorded in each model's training.json.
+# The bars. Each shipped model records its full measurement in training.json (ViT: 2,000
+# held-out images; SD: scripts/train_mini_sd.py --eval-only); these tests re-measure on small fresh
+# samples, with a margin of about two standard errors of such a sample.
 VIT_BAR, SD_BAR = 0.98, 0.80
 
 
@@ -133,11 +133,12 @@ def judge():
     return predict
 
 
-def test_mini_vit_loads_with_plain_transformers_and_is_accurate(judge):
-    ds = shapes(160, seed=777)  # a seed neither training nor its held-out set used
+def test_mini_vit_loads_with_plain_transformers_and_meets_the_bar(judge):
+    assert recorded(mini_vit_path(), "heldout_top1") >= VIT_BAR
+    ds = shapes(400, seed=777)  # a seed neither training nor its held-out set used
     predictions = judge([x["image"] for x in ds])
     accuracy = np.mean([p == x["label"] for p, x in zip(predictions, ds)])
-    assert accuracy >= min(VIT_BAR, recorded(mini_vit_path(), "heldout_top1") - 0.1), accuracy
+    assert accuracy >= VIT_BAR - 0.015, accuracy
 
 
 def test_shipped_models_fit_the_size_budget():
@@ -154,32 +155,32 @@ def test_mini_sd_tokenizer_knows_the_world_and_sks():
         assert len(tok(word, add_special_tokens=False).input_ids) == 1, word
 
 
-def test_mini_sd_loads_with_plain_diffusers_and_draws_the_colours(judge):
+def test_mini_sd_loads_with_plain_diffusers_and_meets_the_bar(judge):
     import torch
     from diffusers import StableDiffusionPipeline
 
-    pipe = StableDiffusionPipeline.from_pretrained(mini_sd_path())
+    assert recorded(mini_sd_path(), "eval", "acc@7.5") >= SD_BAR
+    pipe = StableDiffusionPipeline.from_pretrained(mini_sd_path())  # its own (DDIM) scheduler, 20 steps
     pipe.set_progress_bar_config(disable=True)
-    labels = CLASSES[::2]  # 8 prompts: every colour, two shapes each (a few seconds on a free CPU)
-    prompts = [f"a photo of a {label}" for label in labels]
-    images = pipe(prompts, num_inference_steps=20, guidance_scale=7.5,
+    labels = [label for label in CLASSES for _ in range(3)]  # 48 prompts
+    images = pipe([f"a photo of a {label}" for label in labels], num_inference_steps=20, guidance_scale=7.5,
                   generator=torch.Generator().manual_seed(2024)).images
     assert images[0].size == (32, 32)
     predicted = judge(images)
     accuracy = np.mean([p == label for p, label in zip(predicted, labels)])
     colour = np.mean([p.split()[0] == label.split()[0] for p, label in zip(predicted, labels)])
-    print("mini-SD accuracy", accuracy, "colour accuracy", colour)
-    # Measured on the shipped model (16 prompts): colour 0.69 (chance 0.25), full label 0.125.
-    assert colour >= 0.4, (accuracy, colour)
-    assert accuracy >= min(SD_BAR, recorded(mini_sd_path(), "eval", "acc@7.5") - 0.1), accuracy
+    print("mini-SD accuracy at guidance 7.5", accuracy, "colour", colour)
+    assert accuracy >= SD_BAR - 0.08 and colour >= 0.95, (accuracy, colour)
+    # Guidance 1.0 is not asserted lower: on plain class prompts the shipped model scores the same at
+    # 1.0 (docs/shapes_world.md, scripts/guidance_effect.py).
 
 
 # ------------------------------------------------------------------ through vitdream's own loaders
 def test_vitdream_default_classifier_is_the_mini_vit():
     classifier = vd.load_classifier()  # None = the embedded mini ViT
-    ds = shapes(32, seed=778)
+    ds = shapes(64, seed=778)
     results = classifier.classify([x["image"] for x in ds], top_k=1)
     assert not results.failures
     accuracy = np.mean([preds[0].label == x["label"] for preds, x in zip(results, ds)])
-    assert accuracy >= min(VIT_BAR, recorded(mini_vit_path(), "heldout_top1") - 0.15), accuracy
+    assert accuracy >= VIT_BAR - 0.05, accuracy  # 64 images
     assert np.mean([preds[0].label.split()[0] == x["colour"] for preds, x in zip(results, ds)]) >= 0.95
