@@ -45,6 +45,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=None, help="learning_rate (default: the embedded-base default)")
     p.add_argument("--num-images", type=int, default=8, help="generations per prompt in the evaluation")
     p.add_argument("--tag", default="", help="suffix of the output files")
+    p.add_argument("--trainer", default=None, help="trainer plugin id (default: dreambooth, full fine-tune)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="any other vd.dreambooth option (YAML value), e.g. --option train_text_encoder=false")
     p.add_argument("--base", default=None, help="a copy of the mini SD to start from (default: the embedded one)")
@@ -70,7 +71,7 @@ def main() -> None:
     report: dict = {"threads": torch.get_num_threads(), "overrides": overrides, "runs": {}}
     runs = {}
     for name, extra in (("with prior", {}), ("without prior", {"with_prior_preservation": False})):
-        run = vd.dreambooth(instance_images=str(instance_dir), instance_prompt=subject.instance_prompt,
+        run = vd.dreambooth(trainer=args.trainer, instance_images=str(instance_dir), instance_prompt=subject.instance_prompt,
                             class_prompt=subject.class_prompt, output_dir=str(args.work / name.replace(" ", "-")),
                             class_data_dir=str(args.work / "class_images"), **overrides, **extra)
         t0, c0 = time.perf_counter(), time.process_time()
