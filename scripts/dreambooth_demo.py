@@ -45,6 +45,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=None, help="learning_rate (default: the embedded-base default)")
     p.add_argument("--num-images", type=int, default=8, help="generations per prompt in the evaluation")
     p.add_argument("--tag", default="", help="suffix of the output files")
+    p.add_argument("--backgrounds", default=None, help="comma-separated backgrounds of the instance pictures")
     p.add_argument("--trainer", default=None, help="trainer plugin id (default: dreambooth, full fine-tune)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="any other vd.dreambooth option (YAML value), e.g. --option train_text_encoder=false")
@@ -55,7 +56,8 @@ def main() -> None:
 
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
-    subject = vd.datasets.dreambooth_subject()
+    subject = (vd.datasets.dreambooth_subject(backgrounds=args.backgrounds.split(",")) if args.backgrounds
+               else vd.datasets.dreambooth_subject())
     instance_dir = args.work / "sks_star"
     subject.save(instance_dir)
     overrides = {k: v for k, v in (("max_train_steps", args.steps), ("learning_rate", args.lr)) if v is not None}
