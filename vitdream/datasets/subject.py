@@ -118,18 +118,17 @@ class Subject:
 
     def matches(self, image: Image.Image, tolerance: float = 90.0) -> bool:
         """Whether ``image`` shows this subject by a pixel rule, independent of any model: the pixels
-        that differ from the background (read from the border) split at their centroid into an upper
-        part nearest to the top band colour and a lower part nearest to the bottom one."""
+        that differ from the background (``vitdream.evaluation.background_of``) split at their centroid
+        into an upper part nearest to the top band colour and a lower part nearest to the bottom one."""
         import numpy as np
 
         from vitdream.datasets.shapes import PALETTE as palette
+        from vitdream.evaluation import background_of
 
         array = np.asarray(image.convert("RGB"), dtype=np.float64)
         h, w = array.shape[:2]
-        b = max(1, min(h, w) // 16)
-        frame = np.concatenate([array[:b].reshape(-1, 3), array[-b:].reshape(-1, 3),
-                                array[:, :b].reshape(-1, 3), array[:, -b:].reshape(-1, 3)])
-        foreground = np.linalg.norm(array - np.median(frame, axis=0), axis=-1) > tolerance
+        background = np.asarray(palette[background_of(image)], dtype=np.float64)
+        foreground = np.linalg.norm(array - background, axis=-1) > tolerance
         if foreground.sum() < 0.05 * h * w:
             return False
         rows = np.nonzero(foreground)[0]
