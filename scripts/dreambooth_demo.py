@@ -5,10 +5,9 @@ defaults of ``vd.dreambooth(base=None)`` -- with and without prior preservation,
 reports, for the base model and both runs:
 
 - training wall time (class-image generation included, and without it);
-- ``subject match``: share of "a photo of sks star" and of "a photo of sks star on a {blue,white} background"
-  images that show
-  the two-tone star by a pixel rule (``Subject.matches``; model-free), and share of plain "a photo of
-  a star" images that do (language drift; lower is better);
+- ``subject match``: share of "a photo of sks star" and of "a photo of sks star on a {blue,white}
+  background" images that show the two-tone star by a pixel rule (``Subject.matches``; model-free),
+  and share of plain "a photo of a star" images that do (language drift; lower is better);
 - ``vd.evaluate_dreambooth``: subject fidelity, prompt fidelity, PRES, DIV (mini-ViT embeddings).
 
     python scripts/dreambooth_demo.py                # about 6-8 minutes on 2 CPU cores
@@ -53,6 +52,7 @@ def main() -> None:
     args = p.parse_args()
 
     import torch
+    import yaml
 
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
@@ -61,8 +61,6 @@ def main() -> None:
     instance_dir = args.work / "sks_star"
     subject.save(instance_dir)
     overrides = {k: v for k, v in (("max_train_steps", args.steps), ("learning_rate", args.lr)) if v is not None}
-    import yaml
-
     for item in args.option:
         key, _, value = item.partition("=")
         overrides[key] = yaml.safe_load(value)

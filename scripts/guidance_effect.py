@@ -27,19 +27,17 @@ from vitdream.evaluation import background_of  # noqa: E402
 
 def main() -> None:
     from diffusers import StableDiffusionPipeline
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    from vitdream.assets import mini_sd_path, mini_vit_path
+    import vitdream as vd
+    from vitdream.assets import mini_sd_path
 
     torch.set_num_threads(1)
     pipe = StableDiffusionPipeline.from_pretrained(mini_sd_path())
     pipe.set_progress_bar_config(disable=True)
-    proc = AutoImageProcessor.from_pretrained(mini_vit_path())
-    vit = AutoModelForImageClassification.from_pretrained(mini_vit_path()).eval()
+    classifier = vd.load_classifier(progress=False)  # the embedded mini ViT
 
     def judge(images):
-        with torch.no_grad():
-            return [vit.config.id2label[int(i)] for i in vit(**proc(images=images, return_tensors="pt")).logits.argmax(-1)]
+        return [predictions[0].label for predictions in classifier.classify(images, top_k=1)]
 
     plain = [(f"a photo of a {label}", label, None) for label in CLASSES for _ in range(4)]
     context = [(f"a photo of a {label} on a {bg} background", label, bg)

@@ -84,6 +84,7 @@ def main() -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     warmup = max(1, args.steps // 20)
     t0 = time.time()
+
     def accuracy_on(ds: ShapesDataset, n: int) -> float:
         model.eval()
         correct = 0
