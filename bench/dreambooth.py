@@ -40,7 +40,7 @@ def prepare(root: Path) -> None:
     make_tiny_sd(root / "base", **SIZES)  # the bigger base replaces the tiny one
     print(f"base: {SIZES}", flush=True)
     run = vd.dreambooth(**options(root, 1), output_dir=str(root / "prep"))
-    run._progress_bar = False
+    run.progress = False
     run.fit()  # generates the class images once, for every variant
 
 
@@ -48,7 +48,7 @@ def variant_trainer(root: Path, steps: int, cache: bool) -> float:
     import vitdream as vd
 
     run = vd.dreambooth(**options(root, steps), cache_latents=cache, output_dir=str(root / f"run-{cache}"))
-    run._progress_bar = False
+    run.progress = False
     run.fit()
     times = [e["time"] for e in run.history()]
     return (times[-1] - times[WARMUP - 1]) / (len(times) - WARMUP)

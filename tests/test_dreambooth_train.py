@@ -61,7 +61,7 @@ def reference(setup):
     """An uninterrupted run (batch 1 x 2 accumulation steps), TensorBoard on."""
     root, opts = setup
     run = vd.dreambooth(**{**opts, "report_to": ["tensorboard", "csv"]}, output_dir=str(root / "ref"))
-    run._progress_bar = False
+    run.progress = False
     run.fit()
     return run
 
@@ -84,7 +84,7 @@ def test_kill9_then_resume_matches_uninterrupted(setup, reference):
     assert [p.name for p in (out / "checkpoints").glob("*.ckpt")] == ["checkpoint-2.ckpt"]
 
     run = vd.dreambooth(**opts, output_dir=str(out))
-    run._progress_bar = False
+    run.progress = False
     run.fit(resume="latest")
     assert run.trainer.global_step == 4 and run.state == "finished"
     assert_same(weights(run.module), weights(reference.module), ATOL)
@@ -148,7 +148,7 @@ def test_lora_trainer_exports_weights_diffusers_loads(setup, tmp_path):
     root, opts = setup
     run = vd.dreambooth(**{**opts, "max_train_steps": 2, "gradient_accumulation_steps": 1}, trainer="dreambooth-lora",
                         train_text_encoder=True, rank=2, output_dir=str(tmp_path / "lora"))
-    run._progress_bar = False
+    run.progress = False
     run.fit()
     ckpt = torch.load(run.latest_checkpoint(), map_location="cpu", weights_only=True)
     assert ckpt["state_dict"] and all("lora" in k for k in ckpt["state_dict"])  # adapters only

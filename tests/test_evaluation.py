@@ -216,7 +216,7 @@ def test_evaluate_a_dreambooth_run_uses_its_prompts_and_images(tiny_models, base
     run = vd.dreambooth(base=str(sd_dir), instance_images=str(tmp_path / "instance"),
                         instance_prompt="a photo of sks star", output_dir=str(tmp_path / "run"), max_steps=2,
                         learning_rate=1e-2, report_to=[], checkpointing_steps=2)
-    run._progress_bar = False
+    run.progress = False
     run.fit()
     result = vd.evaluate_dreambooth(run, embedder=vd.load_embedder(str(vit_dir)), num_images=2, steps=2,
                                     contexts=("blue",), progress=False)

@@ -151,7 +151,7 @@ def test_pickle_weights_refused_without_opt_in(tmp_path):
 def test_offline_hub_id_fails_fast_with_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.monotonic()
-    with pytest.raises(ModelLoadError, match="not in the local cache"):
+    with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache"):
         vd.load_classifier("someone/no-such-vit-model")
     assert time.monotonic() - start < 10
 

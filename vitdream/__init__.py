@@ -27,7 +27,7 @@ _LAZY: dict[str, str] = {
     "load_images": "vitdream.images:load_images",
     "load_classifier": "vitdream.vision:load_classifier",
     "load_embedder": "vitdream.vision:load_embedder",
-    "finetune": "vitdream.vision:finetune",
+    "finetune": "vitdream.notebook:finetune",
     "build_index": "vitdream.search:build_index",
     "load_index": "vitdream.search:load_index",
     "load_generator": "vitdream.generation:load_generator",

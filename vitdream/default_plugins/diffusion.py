@@ -3,7 +3,7 @@
 from vitdream.hookspecs import hookimpl
 
 
-@hookimpl(trylast=True)
+@hookimpl
 def register_backends(register):
     register(
         "vitdream.generation.backend:DiffusersSD",
@@ -22,7 +22,7 @@ BUILTIN_SAMPLERS = (
 )
 
 
-@hookimpl(trylast=True)
+@hookimpl
 def register_samplers(register):
     for id, cls, deterministic, stochastic, description in BUILTIN_SAMPLERS:
         register(

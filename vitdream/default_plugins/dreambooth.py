@@ -5,7 +5,7 @@ import click
 from vitdream.hookspecs import hookimpl
 
 
-@hookimpl(trylast=True)
+@hookimpl
 def register_trainers(register):
     register("vitdream.dreambooth.trainer:DreamBoothTrainer", id="dreambooth", description="DreamBooth: UNet (+ text encoder) fine-tuning with prior preservation")
     register("vitdream.dreambooth.lora:LoRADreamBoothTrainer", id="dreambooth-lora", description="DreamBooth with LoRA adapters (peft)")

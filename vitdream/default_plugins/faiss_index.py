@@ -3,7 +3,7 @@
 from vitdream.hookspecs import hookimpl
 
 
-@hookimpl(trylast=True)
+@hookimpl
 def register_indexes(register):
     register("vitdream.search.faiss_index:FlatIndex", id="faiss-flat", description="exact cosine (inner product on L2-normalised vectors)")
     register("vitdream.search.faiss_index:HNSWIndex", id="faiss-hnsw", description="approximate, graph based (HNSW); knob ef_search; removals are tombstones + rebuild")

@@ -1,9 +1,9 @@
-"""Built-in plugin: the transformers ViT backend (classify + embed) and ``vitdream classify``."""
+"""Built-in plugin: the transformers ViT backend (classify + embed), ViT fine-tuning, ``vitdream classify``."""
 
 from vitdream.hookspecs import hookimpl
 
 
-@hookimpl(trylast=True)
+@hookimpl
 def register_backends(register):
     register(
         "vitdream.vision.backend:TransformersViT",
@@ -11,6 +11,12 @@ def register_backends(register):
         tasks=("classify", "embed"),
         description="ViT, DeiT, BEiT ... image classifiers and embedders from transformers",
     )
+
+
+@hookimpl
+def register_trainers(register):
+    register("vitdream.vision.finetuning:ViTFinetuneTrainer", id="vit-finetune",
+             description="ViT fine-tuning on folder/<class>/* images (new head, frozen layers, best epoch kept)")
 
 
 @hookimpl

@@ -1,63 +1,25 @@
-"""Lightning callbacks of a DreamBooth run: the event stream, Stop, validation images, atomic checkpoints.
+"""Lightning callbacks of a DreamBooth run: step events, validation images, step checkpoints.
 
-Events are plain dicts with a ``"type"``: ``status`` (``state``, ``message``), ``start``
-(``step``, ``max_steps``), ``step`` (``step``, ``loss``, ``instance_loss``, ``prior_loss``, ``lr``,
-``steps_per_s``, ``eta_s``), ``validation`` (``step``, ``images``, ``paths``, ``prompts``),
-``checkpoint`` (``step``, ``path``) and ``error`` (``message``, ``traceback``). The dashboard and
-any ``run.subscribe(fn)`` consumer read them; a consumer that raises is dropped, never the run.
+Events (see :mod:`vitdream.events`) are plain dicts with a ``"type"``: ``status`` (``state``,
+``message``), ``start`` (``step``, ``max_steps``), ``step`` (``step``, ``loss``, ``instance_loss``,
+``prior_loss``, ``lr``, ``steps_per_s``, ``eta_s``), ``validation`` (``step``, ``images``, ``paths``,
+``prompts``), ``checkpoint`` (``step``, ``path``) and ``error`` (``message``, ``traceback``). Stop and
+atomic checkpoint files come from :mod:`vitdream.lightning`.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback
 
-Event = dict[str, Any]
-
-
-class EventLog:
-    """Thread-safe list of events plus subscribers called (in the training thread) for each new one."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._subscribers: list[Callable[[Event], None]] = []
-        self._lock = threading.Lock()
-
-    def emit(self, type: str, **fields: Any) -> Event:
-        event = {"type": type, "time": time.time(), **fields}
-        with self._lock:
-            self.events.append(event)
-            subscribers = list(self._subscribers)
-        for fn in subscribers:
-            try:
-                fn(event)
-            except Exception:  # a broken consumer must not break training
-                self.unsubscribe(fn)
-        return event
-
-    def subscribe(self, fn: Callable[[Event], None], replay: bool = False) -> None:
-        with self._lock:
-            self._subscribers.append(fn)
-            past = list(self.events) if replay else []
-        for event in past:
-            fn(event)
-
-    def unsubscribe(self, fn: Callable[[Event], None]) -> None:
-        with self._lock:
-            if fn in self._subscribers:
-                self._subscribers.remove(fn)
-
-    def of_type(self, type: str) -> list[Event]:
-        with self._lock:
-            return [e for e in self.events if e["type"] == type]
+from vitdream.atomic import atomic_open
+from vitdream.events import EventLog
 
 
 def _metric(value: Any) -> float | None:
@@ -95,51 +57,42 @@ class RunEvents(Callback):
         )
 
 
-class StopControl(Callback):
-    """``request()`` stops training at the next optimizer-step boundary; the final checkpoint is then saved."""
+class StepCheckpoints(Callback):
+    """``checkpoint-{step}.ckpt`` every ``every_n_steps`` optimizer steps and at the end of training; only the
+    newest ``total_limit`` files of the folder are kept (across resumes, the one resumed from included)."""
 
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-        self.stopped_at: int | None = None
+    def __init__(self, dirpath: str | os.PathLike, every_n_steps: int, total_limit: int | None, log: EventLog,
+                 existing: Callable[[], list[Path]]) -> None:
+        self.dirpath, self.every, self.total_limit, self.events = Path(dirpath), every_n_steps, total_limit, log
+        self.existing = existing  # the folder's checkpoints, oldest step first
+        self._saved = -1
 
-    def request(self) -> None:
-        self.requested.set()
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._saved = trainer.global_step  # a resumed run already has this step on disk
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if trainer.fit_loop._should_accumulate():
-            return  # mid-accumulation: stop at the step boundary so the checkpoint is exact
-        stop = self.requested.is_set()
-        if trainer.world_size > 1:
-            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        if stop:
-            trainer.should_stop = True
-            self.stopped_at = trainer.global_step
-
-
-class DreamBoothCheckpoint(ModelCheckpoint):
-    """``checkpoint-{step}.ckpt`` every N steps, newest ``total_limit`` kept, and one at the end of training."""
-
-    def __init__(self, dirpath: str | os.PathLike, every_n_steps: int, total_limit: int | None, log: EventLog) -> None:
-        super().__init__(
-            dirpath=dirpath, filename="checkpoint-{step}", auto_insert_metric_name=False, monitor="step",
-            mode="max", save_top_k=total_limit or -1, every_n_train_steps=every_n_steps, save_on_train_epoch_end=False,
-        )
-        self.events = log
-
-    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        super()._save_checkpoint(trainer, filepath)
-        if trainer.is_global_zero:
-            self.events.emit("checkpoint", step=trainer.global_step, path=filepath)
-
-    def _should_remove_checkpoint(self, trainer: pl.Trainer, previous: str, current: str) -> bool:
-        """Prune past checkpoints of this folder, including the one we resumed from (already loaded, and
-        superseded by ``current``, written before this is called): ``checkpoints_total_limit`` holds across resumes."""
-        return previous != current and Path(previous).resolve().parent == Path(self.dirpath).resolve()
+        step = trainer.global_step
+        if step and step % self.every == 0 and step != self._saved:
+            self._save(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._last_global_step_saved != trainer.global_step and trainer.global_step > 0:
-            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
-            self._last_global_step_saved = trainer.global_step
+        if trainer.global_step > 0 and trainer.global_step != self._saved:
+            self._save(trainer)
+
+    def _save(self, trainer: pl.Trainer) -> None:
+        step = trainer.global_step
+        path = self.dirpath / f"checkpoint-{step}.ckpt"
+        trainer.save_checkpoint(path)  # every rank calls it; rank 0 writes
+        self._saved = step
+        if trainer.is_global_zero:
+            self.events.emit("checkpoint", step=step, path=str(path))
+            self._prune()
+
+    def _prune(self) -> None:
+        if not self.total_limit:
+            return
+        for old in self.existing()[: -self.total_limit]:
+            old.unlink(missing_ok=True)
 
 
 class ValidationImages(Callback):
@@ -163,7 +116,8 @@ class ValidationImages(Callback):
             batch = pl_module.sample(prompt, [self.seed + i for i in range(self.num_images)], self.steps, self.guidance)
             for i, image in enumerate(batch):
                 path = folder / f"{p}-{i}.png"
-                image.save(path)
+                with atomic_open(path) as fh:
+                    image.save(fh, format="PNG")
                 images.append(image), paths.append(str(path)), prompts.append(prompt)
         for logger in trainer.loggers:
             experiment = getattr(logger, "experiment", None)
@@ -173,17 +127,3 @@ class ValidationImages(Callback):
                 for i, (image, prompt) in enumerate(zip(images, prompts)):
                     experiment.add_image(f"validation/{i}: {prompt}", np.asarray(image), step, dataformats="HWC")
         self.events.emit("validation", step=step, images=images, paths=paths, prompts=prompts)
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints written to a temporary file, fsynced, then renamed: a kill never leaves a torn file."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as fh:
-            torch.save(checkpoint, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from vitdream.atomic import atomic_open
 from vitdream.images import IMAGE_EXTENSIONS
 
 PRECISION_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -38,12 +39,13 @@ def weights_fingerprint(base: str | None) -> str:
 
 def default_class_dir(base: str | None, class_prompt: str, resolution: int) -> Path:
     """A shared cache folder keyed by base model (name and weights), prompt and resolution
-    (under ``$VITDREAM_CACHE`` or ~/.cache/vitdream)."""
-    root = Path(os.environ.get("VITDREAM_CACHE") or Path.home() / ".cache" / "vitdream")
+    (under :func:`vitdream.loading.cache_dir`)."""
+    from vitdream.loading import cache_dir
+
     identity = [base or "vitdream:mini-sd", weights_fingerprint(base), class_prompt, resolution]
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
     slug = "".join(c if c.isalnum() else "-" for c in class_prompt.lower()).strip("-")[:40]
-    return root / "class_images" / f"{slug}-{key}"
+    return cache_dir("class_images", f"{slug}-{key}")
 
 
 def existing_class_images(class_dir: str | os.PathLike) -> list[Path]:
@@ -100,18 +102,11 @@ def ensure_class_images(
                 ).images
             for i, image in zip(chunk, images):
                 path = folder / f"class-{i:05d}.png"
-                _save_png_atomic(image, path)
+                with atomic_open(path) as fh:
+                    image.save(fh, format="PNG")
                 if on_image is not None:
                     on_image(i, path)
             bar.update(len(chunk))
         bar.close()
     return existing_class_images(folder)[:num_class_images]
 
-
-def _save_png_atomic(image: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        image.save(fh, format="PNG")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

@@ -4,33 +4,27 @@ A run owns its ``output_dir``: ``config.yaml``, ``checkpoints/checkpoint-{step}.
 ``logs/`` (TensorBoard, CSV), ``validation/step-N/``. ``fit()`` blocks; ``start()`` trains in a
 background thread (the notebook stays usable) and ``stop()`` ends it at the next step with a
 checkpoint; ``fit(resume="latest")`` continues it. Progress is an event stream (``events``,
-``subscribe``) that the dashboard widget consumes.
+``subscribe``) that the dashboard widget consumes. The protocol is :class:`vitdream.base.Trainer`'s.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
-import threading
-import traceback
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar, Callable
+from typing import Any, ClassVar
 
-from vitdream.base.training import Trainer
-from vitdream.dreambooth.callbacks import EventLog
+from vitdream.atomic import atomic_dir, atomic_write_text
+from vitdream.base.training import RunEnd, Trainer
 from vitdream.dreambooth.config import DreamBoothConfig, canonical_names, load_yaml
-from vitdream.atomic import atomic_write_text
 from vitdream.errors import OptionsError, VitdreamError
 
 _CKPT = re.compile(r"^checkpoint-(\d+)\.ckpt$")
 
-# Expected here, not actionable by the user: the frozen VAE is in eval mode on purpose, and a resumed
-# run writes into its existing checkpoint folder.
-for _message in (r"Found \d+ module\(s\) in eval mode", r"Checkpoint directory .* exists and is not empty"):
-    warnings.filterwarnings("ignore", message=_message)
+# Expected while a run trains, not actionable by the user: the frozen VAE is in eval mode on purpose,
+# and a resumed run writes into its existing checkpoint folder. Ignored inside fit() only.
+EXPECTED_WARNINGS = (r"Found \d+ module\(s\) in eval mode", r"Checkpoint directory .* exists and is not empty")
 
 
 class DreamBoothTrainer(Trainer):
@@ -48,16 +42,7 @@ class DreamBoothTrainer(Trainer):
         except OptionsError as exc:
             raise OptionsError(f"{config}: {exc}" if config is not None else str(exc)) from None
         self.config: DreamBoothConfig = self.options  # type: ignore[assignment]
-        self.log = EventLog()
-        self.log.subscribe(self._track_state)
-        self.state = "idle"  # idle | preparing | class images | training | stopped | finished | failed
-        self.error: BaseException | None = None
-        self.traceback: str | None = None
-        self.module: Any = None
-        self.callbacks: list[Any] = []  # extra Lightning callbacks for the next fit
-        self._thread: threading.Thread | None = None
-        self._stop: Any = None
-        self._stop_requested = threading.Event()
+        self.module: Any = None  # states: idle | preparing | class images | training | stopped | finished | failed
 
     # -- paths ------------------------------------------------------------------------------------------
     @property
@@ -89,25 +74,9 @@ class DreamBoothTrainer(Trainer):
             raise VitdreamError(f"resume: checkpoint {path} does not exist")
         return str(path)
 
-    # -- events -----------------------------------------------------------------------------------------
     @property
-    def events(self) -> list[dict[str, Any]]:
-        return self.log.events
-
-    def subscribe(self, fn: Callable[[dict[str, Any]], None], replay: bool = False) -> None:
-        """Call ``fn(event)`` for each new event (in the training thread); ``replay`` sends past ones first."""
-        self.log.subscribe(fn, replay=replay)
-
-    def history(self) -> list[dict[str, Any]]:
-        """The ``step`` events: step, loss, instance_loss, prior_loss, lr, steps_per_s, eta_s."""
-        return self.log.of_type("step")
-
-    def _track_state(self, event: dict[str, Any]) -> None:
-        if event["type"] == "status":
-            self.state = event["state"]
-
-    def _set_state(self, state: str, message: str = "", **fields: Any) -> None:
-        self.log.emit("status", state=state, message=message, **fields)
+    def max_steps(self) -> int:
+        return self.config.max_train_steps
 
     # -- building -----------------------------------------------------------------------------------------
     def load_components(self) -> dict[str, Any]:
@@ -159,16 +128,13 @@ class DreamBoothTrainer(Trainer):
     def build_trainer(self) -> Any:
         import pytorch_lightning as pl
 
-        from vitdream.dreambooth.callbacks import (
-            AtomicCheckpointIO, DreamBoothCheckpoint, RunEvents, StopControl, ValidationImages,
-        )
+        from vitdream.dreambooth.callbacks import RunEvents, StepCheckpoints, ValidationImages
+        from vitdream.lightning import AtomicCheckpointIO, StopControl
 
         c = self.config
-        self._stop = StopControl()
-        if self._stop_requested.is_set():
-            self._stop.request()
+        self._stop = StopControl(self.stop_requested)
         callbacks = [
-            DreamBoothCheckpoint(self.checkpoint_dir, c.checkpointing_steps, c.checkpoints_total_limit, self.log),
+            StepCheckpoints(self.checkpoint_dir, c.checkpointing_steps, c.checkpoints_total_limit, self.log, self.checkpoints),
             RunEvents(self.log, c.max_train_steps),
             self._stop,
             ValidationImages(
@@ -184,82 +150,33 @@ class DreamBoothTrainer(Trainer):
             gradient_clip_val=c.max_grad_norm, gradient_clip_algorithm="norm",
             callbacks=callbacks, logger=self.build_loggers() or False, plugins=[AtomicCheckpointIO()],
             default_root_dir=str(self.output_dir), log_every_n_steps=c.log_every_n_steps,
-            use_distributed_sampler=False, num_sanity_val_steps=0, limit_val_batches=0,
-            enable_model_summary=False, enable_progress_bar=self._progress_bar, benchmark=False,
+            use_distributed_sampler=False, num_sanity_val_steps=0, limit_val_batches=0, enable_checkpointing=False,
+            enable_model_summary=False, enable_progress_bar=self.progress, benchmark=False,
         )
 
-    _progress_bar = True
-
     # -- running ------------------------------------------------------------------------------------------
-    def fit(self, resume: str | os.PathLike | None = None) -> "DreamBoothTrainer":
+    def _fit(self, resume: str | os.PathLike | None) -> RunEnd:
         """Train until ``max_train_steps`` or :meth:`stop`; ``resume``: ``"latest"`` or a checkpoint path."""
         import pytorch_lightning as pl
 
         from vitdream.dreambooth.data import DreamBoothData
 
         resume = resume if resume is not None else self.config.resume_from_checkpoint
-        try:
-            self.error = self.traceback = None
-            self._set_state("preparing", "loading the base model")
-            ckpt_path = self.resolve_resume(resume)
-            pl.seed_everything(self.config.seed, workers=True, verbose=False)
-            self.module = self.build_module(self.load_components())
-            self._write_config()
-            data = DreamBoothData(self.config, self.class_dir(), self.log)
-            trainer = self.build_trainer()
-            self.trainer = trainer
-            self._set_state("training", f"resuming from {ckpt_path}" if ckpt_path else "training")
+        self._set_state("preparing", "loading the base model")
+        ckpt_path = self.resolve_resume(resume)
+        pl.seed_everything(self.config.seed, workers=True, verbose=False)
+        self.module = self.build_module(self.load_components())
+        self._write_config()
+        data = DreamBoothData(self.config, self.class_dir(), self.log)
+        trainer = self.build_trainer()
+        self.trainer = trainer
+        self._set_state("training", f"resuming from {ckpt_path}" if ckpt_path else "training")
+        with warnings.catch_warnings():
+            for message in EXPECTED_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
             trainer.fit(self.module, datamodule=data, ckpt_path=ckpt_path)
-        except BaseException as exc:
-            self.error, self.traceback = exc, traceback.format_exc()
-            self._set_state("failed", f"{type(exc).__name__}: {exc}")
-            self.log.emit("error", message=f"{type(exc).__name__}: {exc}", traceback=self.traceback)
-            raise
-        finally:
-            self._stop_requested.clear()
-        latest = self.latest_checkpoint()
-        if self._stop is not None and self._stop.stopped_at is not None:
-            self._set_state("stopped", f"stopped at step {self._stop.stopped_at}, checkpoint saved", checkpoint=str(latest))
-        else:
-            self._set_state("finished", f"finished at step {self.trainer.global_step}", checkpoint=str(latest))
-        return self
-
-    def start(self, resume: str | os.PathLike | None = None) -> threading.Thread:
-        """Run :meth:`fit` in a background thread; errors land in ``error``/``traceback`` and the events."""
-        if self.running:
-            raise VitdreamError("this run is already training; stop() it first")
-
-        def target() -> None:
-            try:
-                self.fit(resume=resume)
-            except BaseException:
-                pass  # recorded by fit()
-
-        self._thread = threading.Thread(target=target, name="vitdream-dreambooth", daemon=True)
-        self._thread.start()
-        return self._thread
-
-    fit_async = start
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def stop(self, wait: bool = True, timeout: float | None = None) -> Path | None:
-        """Stop at the next optimizer step, save a checkpoint; returns it (when ``wait``)."""
-        self._stop_requested.set()
-        if self._stop is not None:
-            self._stop.request()
-        if wait:
-            self.wait(timeout)
-            return self.latest_checkpoint()
-        return None
-
-    def wait(self, timeout: float | None = None) -> "DreamBoothTrainer":
-        """Block until a background run ends."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self
+        stopped_at = self._stop.stopped_at
+        return RunEnd(trainer.global_step if stopped_at is None else stopped_at, stopped=stopped_at is not None)
 
     # -- results ---------------------------------------------------------------------------------------------
     def load_checkpoint(self, checkpoint: str | os.PathLike | None = None) -> Any:
@@ -285,7 +202,7 @@ class DreamBoothTrainer(Trainer):
         if trainer is not None and not trainer.is_global_zero:
             return Path(directory).expanduser().resolve()  # DDP: rank 0 writes
         module = self.load_checkpoint(checkpoint) if checkpoint is not None or self.module is None else self.module
-        return atomic_save_dir(directory, lambda tmp: self._save_pipeline(module, tmp))
+        return atomic_dir(directory, lambda tmp: self._save_pipeline(module, tmp))
 
     def _save_pipeline(self, module: Any, directory: Path) -> None:
         module.make_pipeline().save_pretrained(str(directory), safe_serialization=True)
@@ -299,30 +216,6 @@ class DreamBoothTrainer(Trainer):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.state} output_dir={str(self.output_dir)!r}>"
-
-
-def atomic_save_dir(directory: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_dir)`` then swap ``tmp_dir`` into ``directory`` (a previous one is replaced)."""
-    target = Path(directory).expanduser().resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        write(tmp)
-        for file in tmp.rglob("*"):
-            if file.is_file():
-                with open(file, "rb") as fh:
-                    os.fsync(fh.fileno())
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
 
 
 def create_run(config: str | os.PathLike | None = None, trainer: str | None = None, **options: Any) -> DreamBoothTrainer:

@@ -1,50 +1,22 @@
 """Load a diffusers Stable Diffusion 1.x/2.x pipeline safely: embedded mini SD, a directory, or a hub id.
 
-Weights load from safetensors only unless ``allow_pickle=True``; the safety checker is off; with
-``HF_HUB_OFFLINE=1`` a hub id that is not in the local cache is a clear :class:`ModelLoadError`.
+Follows :mod:`vitdream.loading` (device, dtype, offline mode, pickle opt-in): weights load from
+safetensors only unless ``allow_pickle=True``; the safety checker is off; offline, a hub id that is
+not in the local cache is a clear :class:`ModelLoadError`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from vitdream.errors import ModelLoadError
+from vitdream.loading import PICKLE_SUFFIXES, is_hub_id, offline, offline_error, pick_device, pick_dtype, pickle_refused
 
 EMBEDDED = "vitdream:mini-sd"
 SUPPORTED_PIPELINES = {"StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline"}
-_HUB_ID = re.compile(r"^[\w.\-]+(/[\w.\-]+)?$")
-_PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
-
-
-def auto_device(device: Any = None) -> Any:
-    """``device`` as a ``torch.device``; None picks CUDA when present, else MPS, else CPU."""
-    import torch
-
-    if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def auto_dtype(device: Any, dtype: Any = None) -> Any:
-    """``dtype`` (a torch dtype or its name); None: float16 on CUDA/MPS, float32 on CPU."""
-    import torch
-
-    if isinstance(dtype, str):
-        try:
-            dtype = getattr(torch, dtype.replace("torch.", ""))
-        except AttributeError:
-            raise ModelLoadError(f"dtype {dtype!r} is not a torch dtype (try 'float32' or 'float16')") from None
-    if dtype is not None:
-        return dtype
-    return torch.float16 if torch.device(device).type in ("cuda", "mps") else torch.float32
 
 
 def resolve_ref(ref: str | os.PathLike | None) -> tuple[str, Path | None]:
@@ -61,7 +33,7 @@ def resolve_ref(ref: str | os.PathLike | None) -> tuple[str, Path | None]:
     if path.exists():
         raise ModelLoadError(f"{path}: a file, not a diffusers pipeline directory (expected model_index.json inside)")
     text = str(ref)
-    if text.startswith((".", "/", "~")) or not _HUB_ID.match(text):
+    if not is_hub_id(text):
         raise ModelLoadError(f"{ref}: no such directory, and not a hub id like 'owner/name'")
     return text, None
 
@@ -86,14 +58,11 @@ def check_pipeline_dir(path: Path, allow_pickle: bool) -> dict[str, Any]:
         if not folder.is_dir():
             raise ModelLoadError(f"{path}: the {component!r} folder is missing")
         has_safe = any(folder.glob("*.safetensors"))
-        has_pickle = any(f.suffix in _PICKLE_SUFFIXES for f in folder.iterdir())
+        has_pickle = any(f.suffix in PICKLE_SUFFIXES for f in folder.iterdir())
         if not has_safe and not has_pickle:
             raise ModelLoadError(f"{folder}: no weights file (*.safetensors)")
         if not has_safe and not allow_pickle:
-            raise ModelLoadError(
-                f"{folder}: weights are only in pickle format (.bin), which can run code when loaded; "
-                "convert them to safetensors or pass allow_pickle=True if you trust the source"
-            )
+            raise pickle_refused(folder)
     return index
 
 
@@ -116,8 +85,8 @@ def load_pipeline(
     from diffusers import StableDiffusionPipeline
 
     name, local = resolve_ref(ref)
-    device = auto_device(device)
-    dtype = auto_dtype(device, dtype)
+    device = pick_device(device)
+    dtype = pick_dtype(dtype, device)
     kwargs: dict[str, Any] = dict(
         dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False
     )
@@ -128,7 +97,7 @@ def load_pipeline(
         source: str = str(local)
     else:
         source = name
-        if _offline():
+        if offline():
             kwargs["local_files_only"] = True
     try:
         pipe = StableDiffusionPipeline.from_pretrained(source, **kwargs)
@@ -167,17 +136,10 @@ def apply_lora(pipe: Any, lora: str | os.PathLike, *, scale: float = 1.0, allow_
     return pipe
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _load_error(name: str, local: Path | None, exc: Exception) -> ModelLoadError:
     reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    if local is None and _offline():
-        return ModelLoadError(
-            f"{name}: no local directory of that name, not in the local Hugging Face cache, and "
-            f"HF_HUB_OFFLINE=1 forbids downloading it (download it once online, or pass a local directory) [{reason}]"
-        )
+    if local is None and offline():
+        return offline_error(name, reason)
     if local is None:
         return ModelLoadError(f"{name}: could not load this hub model ({reason})")
     if "safetensors" in reason.lower() and "use_safetensors" in reason.lower():

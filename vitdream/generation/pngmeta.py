@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from vitdream.atomic import atomic_open
 from vitdream.errors import ImageLoadError
 
 KEY = "vitdream"
@@ -31,16 +32,8 @@ def save_image(image: Any, path: str | os.PathLike, settings: dict[str, Any] | N
         parameters = image.info.get("parameters") if hasattr(image, "info") else None
         if parameters:
             info.add_text("parameters", parameters)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            image.save(fh, format="PNG", pnginfo=info)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(path) as fh:
+        image.save(fh, format="PNG", pnginfo=info)
     return path
 
 

@@ -1,6 +1,6 @@
 """Small JPEG thumbnails, made on first request and cached in memory (LRU) and on disk.
 
-The disk cache lives in ``$VITDREAM_CACHE/thumbnails`` (default ``~/.cache/vitdream/thumbnails``),
+The disk cache lives in ``vitdream.loading.cache_dir("thumbnails")``,
 keyed by path, mtime, size and thumbnail size, so an edited file gets a fresh thumbnail.
 """
 
@@ -13,12 +13,13 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from vitdream.atomic import atomic_write_bytes
 from vitdream.errors import ImageLoadError
+from vitdream.loading import cache_dir
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("VITDREAM_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vitdream")
-    return Path(base) / "thumbnails"
+    return cache_dir("thumbnails")
 
 
 class ThumbnailCache:
@@ -78,10 +79,6 @@ class ThumbnailCache:
         if not self.disk:
             return
         try:
-            target = self.folder / key[:2] / f"{key}.jpg"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)  # a cache: atomic enough without fsync
+            atomic_write_bytes(self.folder / key[:2] / f"{key}.jpg", data, durable=False)  # a cache: no fsync
         except OSError:
             pass  # read-only home: memory cache only

@@ -34,8 +34,9 @@ def load_embedder(model: str | os.PathLike | None = None, *, backend: str | None
     return _load("embed", model, backend, options)
 
 
-def finetune(*args: Any, **kwargs: Any) -> Any:
-    """Fine-tune a ViT on ``folder/<class>/*`` (see :func:`vitdream.vision.finetune.finetune`)."""
+def finetune(data: str | os.PathLike, model: str | os.PathLike | None = None, **options: Any) -> "FinetuneResult":
+    """Fine-tune a ViT on ``data/<class>/*`` and block (see :func:`vitdream.vision.finetuning.finetune`;
+    ``vd.finetune`` is :func:`vitdream.notebook.finetune`, which can also show the live dashboard)."""
     from vitdream.vision.finetuning import finetune as _finetune
 
-    return _finetune(*args, **kwargs)
+    return _finetune(data, model, **options)

@@ -3,26 +3,33 @@
 A new head for the folder's classes; the first ``freeze_layers`` encoder layers (and the patch
 embeddings) frozen; gradient accumulation; linear warm-up then a cosine/linear/constant schedule
 (``transformers.get_scheduler``); mixed precision where the hardware has it; the best epoch by
-validation accuracy kept (Lightning ``ModelCheckpoint``); live metrics as events that a widget or
-any ``on_event`` callable consumes; the best weights exported with ``save_pretrained`` (safetensors)
-plus the image processor, atomically, so plain ``AutoModelForImageClassification.from_pretrained``
-loads the result.
+validation accuracy kept (Lightning ``ModelCheckpoint``); the best weights exported with
+``save_pretrained`` (safetensors) plus the image processor, atomically, so plain
+``AutoModelForImageClassification.from_pretrained`` loads the result.
+
+:class:`ViTFinetuneTrainer` (trainer plugin ``vit-finetune``) follows the run protocol of
+:class:`vitdream.base.Trainer`: ``start``/``stop``/``fit``/``subscribe``/``events``/``running``/
+``export``, watched with ``vd.widgets.train(run)`` like DreamBooth. :func:`finetune` is the blocking
+shortcut that returns a :class:`FinetuneResult`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, ClassVar, Literal, Optional
 
 import pytorch_lightning as pl
 import torch
+from pydantic import Field
 
-from vitdream.dreambooth.callbacks import EventLog  # the shared, thread-safe event stream
-from vitdream.errors import VitdreamError
+from vitdream.atomic import atomic_dir
+from vitdream.base import Options
+from vitdream.base.training import RunEnd, Trainer
+from vitdream.errors import OptionsError, VitdreamError
+from vitdream.events import EventLog
 from vitdream.images import BadImage
 from vitdream.vision.finetune_data import Collate, FolderDataset, scan_folder, split
 from vitdream.vision.loading import load_processor, quiet_transformers, resolve_model_dir
@@ -85,14 +92,16 @@ class ClassifierModule(pl.LightningModule):
 
 
 class LiveMetrics(pl.Callback):
-    """Emits ``step`` events (step, epoch, train_loss, train_acc, lr) every ``every`` optimizer steps
-    and ``epoch`` events (val_loss, val_acc, train_loss, train_acc) into an :class:`EventLog`."""
+    """Emits a ``start`` event (step, max_steps), ``step`` events (step, epoch, loss = train_loss,
+    train_acc, lr) every ``every`` optimizer steps and ``epoch`` events (val_loss, val_acc, train_loss,
+    train_acc) into an :class:`~vitdream.events.EventLog`."""
 
     def __init__(self, events: EventLog, every: int = 1) -> None:
         self.events, self.every = events, max(1, every)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._last = trainer.global_step
+        self.events.emit("start", step=trainer.global_step, max_steps=int(trainer.estimated_stepping_batches))
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         step = trainer.global_step  # advances only on optimizer steps (after accumulation)
@@ -101,7 +110,8 @@ class LiveMetrics(pl.Callback):
         self._last = step
         m = trainer.callback_metrics
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
-        self.events.emit("step", step=step, epoch=trainer.current_epoch, train_loss=_f(m.get("train_loss_step")),
+        loss = _f(m.get("train_loss_step"))
+        self.events.emit("step", step=step, epoch=trainer.current_epoch, loss=loss, train_loss=loss,
                          train_acc=_f(m.get("train_acc_step")), lr=lr)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -143,126 +153,164 @@ def freeze(model: Any, layers: int) -> None:
             p.requires_grad_(False)
 
 
-def finetune(
+METRIC_EVENTS = ("step", "epoch")
+
+
+class FinetuneOptions(Options):
+    """Options of the ``vit-finetune`` trainer (the keywords of :func:`finetune`)."""
+
+    data: str = Field(..., description="folder/<class>/* images")
+    model: Optional[str] = Field(None, description="hub id, directory, None = the embedded mini ViT")
+    output_dir: str
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    freeze_layers: int = Field(0, ge=-1, description="encoder layers kept frozen from the input side; -1: head only")
+    accumulate_grad_batches: int = Field(1, ge=1)
+    warmup: float = Field(0.1, ge=0, description="a fraction of the optimizer steps (< 1) or a step count")
+    schedule: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
+    precision: str = "auto"
+    val_fraction: float = Field(0.2, ge=0, lt=1)
+    augment: bool = True
+    seed: int = 0
+    num_workers: int = Field(0, ge=0)
+    max_steps: int = Field(-1, ge=-1)
+    allow_pickle: bool = False
+
+
+class ViTFinetuneTrainer(Trainer):
+    """ViT fine-tuning on folder/<class>/* images (new head, frozen layers, best epoch kept), on PyTorch Lightning."""
+
+    id: ClassVar[str] = "vit-finetune"
+    Options: ClassVar[type[Options]] = FinetuneOptions
+
+    def __init__(self, data: str | os.PathLike | None = None, model: str | os.PathLike | None = None, **options: Any) -> None:
+        fspath = lambda v: os.fspath(v) if isinstance(v, os.PathLike) else v  # noqa: E731
+        values = {k: fspath(v) for k, v in {"data": data, "model": model, **options}.items()}
+        if values["data"] is None:
+            values.pop("data")
+        super().__init__(**values)
+        self.result: FinetuneResult | None = None
+        self._module: ClassifierModule | None = None
+        self._processor: Any = None
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.options.output_dir).expanduser()
+
+    def _fit(self, resume: str | os.PathLike | None) -> RunEnd:
+        """Writes ``output_dir/checkpoints/`` (the best epoch) and ``output_dir/model/`` (the export)."""
+        from transformers import AutoModelForImageClassification
+
+        from vitdream.lightning import AtomicCheckpointIO, StopControl
+
+        if resume is not None:
+            raise OptionsError(f"{self.id}: resume: fine-tuning restarts from the base model (got {resume!r})")
+        o = self.options
+        self._set_state("preparing", "reading the folder and loading the base model")
+        pl.seed_everything(o.seed, verbose=False)
+        classes, items = scan_folder(o.data)
+        train_items, val_items = split(items, o.val_fraction, o.seed)
+        base_dir = resolve_model_dir(o.model, allow_pickle=o.allow_pickle)
+        processor = load_processor(base_dir, o.model)
+        preprocessor = Preprocessor.from_processor(processor)
+        with quiet_transformers(errors_only=True):  # the new head's "size mismatch, re-initialised" report is expected
+            hf_model = AutoModelForImageClassification.from_pretrained(
+                base_dir, num_labels=len(classes), id2label=dict(enumerate(classes)),
+                label2id={c: i for i, c in enumerate(classes)}, ignore_mismatched_sizes=True,
+                use_safetensors=not o.allow_pickle or None,
+            )
+        freeze(hf_model.train(), o.freeze_layers)
+
+        train_set, val_set = FolderDataset(train_items, preprocessor, o.augment), FolderDataset(val_items, preprocessor)
+        collate = Collate(preprocessor)
+        loader = lambda ds, shuffle: torch.utils.data.DataLoader(  # noqa: E731
+            ds, batch_size=o.batch_size, shuffle=shuffle, collate_fn=collate, num_workers=o.num_workers,
+            persistent_workers=o.num_workers > 0,
+        )
+        out = self.output_dir
+        monitor = ("val_acc", "max") if val_items else ("train_loss_epoch", "min")
+        best = pl.callbacks.ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{epoch}-{step}", monitor=monitor[0],
+                                            mode=monitor[1], save_top_k=1, save_weights_only=True)
+        stop = StopControl(self.stop_requested)
+        trainer = pl.Trainer(
+            max_epochs=o.epochs, max_steps=o.max_steps, accumulate_grad_batches=o.accumulate_grad_batches,
+            precision=auto_precision() if o.precision == "auto" else o.precision, accelerator="auto", devices=1,
+            callbacks=[best, LiveMetrics(self.log), stop, *self.callbacks], logger=False, default_root_dir=out,
+            plugins=[AtomicCheckpointIO()], enable_progress_bar=self.progress, enable_model_summary=False,
+            log_every_n_steps=1, num_sanity_val_steps=0,
+        )
+        module = ClassifierModule(hf_model, o.lr, o.weight_decay, o.warmup, o.schedule)
+        self._set_state("training", f"{len(train_items)} training and {len(val_items)} validation images")
+        trainer.fit(module, loader(train_set, True), loader(val_set, False) if val_items else None)
+
+        if best.best_model_path:
+            state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+            module.load_state_dict(state)
+        self._module, self._processor, self._classes = module, processor, classes
+        history = self._metrics()
+        score = best.best_model_score
+        self.result = FinetuneResult(
+            model_dir=self.export(out / "model"),
+            best_val_accuracy=float(score) if score is not None and val_items else None,
+            best_checkpoint=best.best_model_path or None,
+            classes=classes,
+            history=history,
+            failures=train_set.failures + val_set.failures,
+        )
+        return RunEnd(trainer.global_step, stopped=stop.stopped_at is not None)
+
+    def _metrics(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] in METRIC_EVENTS]
+
+    def export(self, directory: str | os.PathLike) -> Path:
+        """``save_pretrained`` (safetensors) + the image processor + ``finetune.json``, written atomically."""
+        if self._module is None:
+            raise VitdreamError(f"{self.id}: nothing to export yet; fit() first")
+        summary = {"classes": self._classes, "base_model": self.options.model, "history": self._metrics()}
+        return export(self._module.model, self._processor, Path(directory), {"finetune.json": json.dumps(summary, indent=1)})
+
+
+def finetune(data: str | os.PathLike, model: str | os.PathLike | None = None, **options: Any) -> FinetuneResult:
+    """Fine-tune ``model`` (hub id, directory, None = the embedded mini ViT) on ``data/<class>/*``; blocks.
+
+    ``options``: those of :class:`FinetuneOptions` (``output_dir`` is required) and of
+    :func:`finetune_run`. For a run in the background, watched with ``vd.widgets.train(run)``, use
+    :func:`finetune_run` and ``run.start()``.
+    """
+    return finetune_run(data, model, **options).fit().result  # type: ignore[union-attr, return-value]
+
+
+def finetune_run(
     data: str | os.PathLike,
     model: str | os.PathLike | None = None,
     *,
-    output_dir: str | os.PathLike,
-    epochs: int = 3,
-    batch_size: int = 16,
-    lr: float = 3e-4,
-    weight_decay: float = 0.01,
-    freeze_layers: int = 0,
-    accumulate_grad_batches: int = 1,
-    warmup: float = 0.1,
-    schedule: Literal["cosine", "linear", "constant_with_warmup"] = "cosine",
-    precision: str = "auto",
-    val_fraction: float = 0.2,
-    augment: bool = True,
-    seed: int = 0,
-    num_workers: int = 0,
-    max_steps: int = -1,
-    allow_pickle: bool = False,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     callbacks: list[pl.Callback] | None = None,
     progress: bool = True,
-    live: bool | None = None,
-) -> FinetuneResult:
-    """Fine-tune ``model`` (hub id, directory, None = the embedded mini ViT) on ``data/<class>/*``.
-
-    ``warmup``: a fraction of the total optimizer steps (< 1) or a step count. ``freeze_layers``:
-    how many encoder layers (from the input side) stay frozen; -1 trains the head only.
-    ``on_event(event)`` receives ``step`` and ``epoch`` dicts live (see :class:`LiveMetrics`);
-    ``live`` (default: in a notebook) displays loss/accuracy curves fed by them.
-    Writes ``output_dir/checkpoints/`` (the best epoch) and ``output_dir/model/`` (the export).
-    """
-    from transformers import AutoModelForImageClassification
-
-    pl.seed_everything(seed, verbose=False)
-    classes, items = scan_folder(data)
-    train_items, val_items = split(items, val_fraction, seed)
-    base_dir = resolve_model_dir(None if model is None else os.fspath(model), allow_pickle=allow_pickle)
-    processor = load_processor(base_dir, model)
-    preprocessor = Preprocessor.from_processor(processor)
-    with quiet_transformers(errors_only=True):  # the new head's "size mismatch, re-initialised" report is expected
-        hf_model = AutoModelForImageClassification.from_pretrained(
-            base_dir, num_labels=len(classes), id2label=dict(enumerate(classes)),
-            label2id={c: i for i, c in enumerate(classes)}, ignore_mismatched_sizes=True,
-            use_safetensors=not allow_pickle or None,
-        )
-    freeze(hf_model.train(), freeze_layers)
-
-    train_set, val_set = FolderDataset(train_items, preprocessor, augment), FolderDataset(val_items, preprocessor)
-    collate = Collate(preprocessor)
-    loader = lambda ds, shuffle: torch.utils.data.DataLoader(  # noqa: E731
-        ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, num_workers=num_workers, persistent_workers=num_workers > 0
-    )
-    out = Path(output_dir)
-    events = EventLog()
-    history: list[dict[str, Any]] = []
-    events.subscribe(history.append)
+    **options: Any,
+) -> ViTFinetuneTrainer:
+    """An unstarted ``vit-finetune`` run. ``on_event(event)`` receives the ``step`` and ``epoch``
+    events live (see :class:`LiveMetrics`); ``callbacks``: extra Lightning callbacks; ``progress``:
+    Lightning's progress bar."""
+    run = ViTFinetuneTrainer(data, model, **options)
+    run.progress = progress
+    run.callbacks = list(callbacks or [])
     if on_event is not None:
-        events.subscribe(on_event)
-    if live or (live is None and _in_notebook()):
-        from IPython.display import display
-
-        from vitdream.widgets.finetune import FinetuneCurves
-
-        curves = FinetuneCurves()
-        display(curves)
-        events.subscribe(curves)
-    monitor = ("val_acc", "max") if val_items else ("train_loss_epoch", "min")
-    best = pl.callbacks.ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{epoch}-{step}", monitor=monitor[0],
-                                        mode=monitor[1], save_top_k=1, save_weights_only=True)
-    trainer = pl.Trainer(
-        max_epochs=epochs, max_steps=max_steps, accumulate_grad_batches=accumulate_grad_batches,
-        precision=auto_precision() if precision == "auto" else precision, accelerator="auto", devices=1,
-        callbacks=[best, LiveMetrics(events), *(callbacks or [])], logger=False, default_root_dir=out,
-        enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=1, num_sanity_val_steps=0,
-    )
-    module = ClassifierModule(hf_model, lr, weight_decay, warmup, schedule)
-    trainer.fit(module, loader(train_set, True), loader(val_set, False) if val_items else None)
-
-    if best.best_model_path:
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
-    summary = {"classes": classes, "base_model": None if model is None else os.fspath(model), "history": history}
-    export_dir = export(module.model, processor, out / "model", {"finetune.json": json.dumps(summary, indent=1)})
-    score = best.best_model_score
-    return FinetuneResult(
-        model_dir=export_dir,
-        best_val_accuracy=float(score) if score is not None and val_items else None,
-        best_checkpoint=best.best_model_path or None,
-        classes=classes,
-        history=history,
-        failures=train_set.failures + val_set.failures,
-    )
-
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+        run.subscribe(lambda event: on_event(event) if event["type"] in METRIC_EVENTS else None)
+    return run
 
 
 def export(model: Any, processor: Any, target: Path, extra: dict[str, str] | None = None) -> Path:
-    """``save_pretrained`` (safetensors) + the processor (+ ``extra`` text files) into a temp folder,
-    fsynced, then renamed onto ``target``."""
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for p in model.parameters():
-        p.requires_grad_(True)
-    model.float().save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    for name, text in (extra or {}).items():
-        (tmp / name).write_text(text)
-    for path in tmp.iterdir():
-        with open(path, "rb") as fh:
-            os.fsync(fh.fileno())
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
-    return target
+    """``save_pretrained`` (safetensors) + the processor (+ ``extra`` text files) into ``target``, atomically."""
+
+    def write(tmp: Path) -> None:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        model.float().save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        for name, text in (extra or {}).items():
+            (tmp / name).write_text(text)
+
+    return atomic_dir(target, write)

@@ -1,8 +1,8 @@
 """Resolve a model reference (None, hub id, HF cache, local directory) and load it safely.
 
-Safetensors weights are always preferred; pickle weights (``pytorch_model.bin``) are refused
-unless the caller passes ``allow_pickle=True``. With ``HF_HUB_OFFLINE=1`` a hub id that is not in
-the local cache fails at once with a :class:`~vitdream.errors.ModelLoadError` saying so.
+Follows :mod:`vitdream.loading` (device, dtype, offline mode, pickle opt-in): safetensors weights
+are preferred; pickle weights (``pytorch_model.bin``) are refused unless ``allow_pickle=True``;
+offline, a hub id that is not in the local cache fails at once with a clear ModelLoadError.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vitdream.errors import ModelLoadError
+from vitdream.loading import is_hub_id, offline, offline_error, pick_device, pick_dtype, pickle_refused
 
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -24,12 +25,6 @@ def default_model_path() -> Path:
     from vitdream.assets import mini_vit_path
 
     return mini_vit_path()
-
-
-def offline() -> bool:
-    """Whether the Hugging Face Hub must not be contacted (checked at call time, not import time)."""
-    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def resolve_model_dir(
@@ -44,7 +39,7 @@ def resolve_model_dir(
             raise ModelLoadError(f"{path}: not a model directory (expected a folder with config.json and weights)")
         return _checked_dir(path, str(path), allow_pickle)
     text = os.fspath(ref)
-    if text.startswith((".", "/", "~")) or text.count("/") > 1:
+    if not is_hub_id(text):
         raise ModelLoadError(f"{text}: no such model directory")
     return _checked_dir(_snapshot(text, allow_pickle, revision, cache_dir), text, allow_pickle)
 
@@ -65,10 +60,7 @@ def _snapshot(repo_id: str, allow_pickle: bool, revision: str | None, cache_dir:
             folder = get(patterns + ["*.bin"])
     except LocalEntryNotFoundError:
         if local_only:
-            raise ModelLoadError(
-                f"{repo_id}: not in the local cache and HF_HUB_OFFLINE=1 forbids downloading it "
-                f"(download it once online, or pass a local directory)"
-            ) from None
+            raise offline_error(repo_id) from None
         raise ModelLoadError(f"{repo_id}: could not reach the Hugging Face Hub and it is not in the local cache") from None
     except HFValidationError as exc:
         raise ModelLoadError(f"{repo_id}: neither an existing directory nor a valid hub id ({exc})") from None
@@ -91,35 +83,8 @@ def _checked_dir(folder: Path, label: str, allow_pickle: bool) -> Path:
     if _has_any(folder, PICKLE_WEIGHTS):
         if allow_pickle:
             return folder
-        raise ModelLoadError(
-            f"{label}: only pickle weights (pytorch_model.bin) found; loading them can run arbitrary code. "
-            f"Pass allow_pickle=True if you trust this checkpoint, or convert it to safetensors."
-        )
+        raise pickle_refused(label)
     raise ModelLoadError(f"{label}: no weights found in {folder} (expected model.safetensors)")
-
-
-def pick_device(device: str = "auto") -> str:
-    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; anything else is returned as given."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def pick_dtype(dtype: str, device: str) -> Any:
-    """``"auto"`` -> float16 on CUDA, float32 elsewhere (bf16 is slow on CPUs without native support)."""
-    import torch
-
-    if dtype == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    try:
-        value = getattr(torch, dtype)
-    except AttributeError:
-        value = None
-    if not isinstance(value, torch.dtype):
-        raise ModelLoadError(f"dtype {dtype!r} is not a torch dtype (use 'auto', 'float32', 'float16' or 'bfloat16')")
-    return value
 
 
 def load_model(
@@ -128,8 +93,8 @@ def load_model(
     allow_pickle: bool = False,
     revision: str | None = None,
     cache_dir: str | None = None,
-    device: str = "auto",
-    dtype: str = "auto",
+    device: Any = "auto",
+    dtype: Any = "auto",
     attn_implementation: str = "sdpa",
 ) -> tuple[Any, Any, Path]:
     """(model in eval mode on its device, image processor, local directory)."""

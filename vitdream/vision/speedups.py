@@ -8,8 +8,8 @@
 
 ``clf.speed_up(kind, images)`` switches the classifier to the speed-up and returns a
 :class:`SpeedupReport`; ``load_classifier(..., speedup=kind)`` does the same without measuring.
-Exported ONNX files are cached by weights fingerprint in ``$VITDREAM_CACHE`` (default
-``~/.cache/vitdream``), written atomically.
+Exported ONNX files are cached by weights fingerprint in ``vitdream.loading.cache_dir("onnx")``,
+written atomically.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from vitdream.atomic import atomic_path
+from vitdream.loading import cache_dir
 
 KINDS = ("int8", "onnx", "onnx-int8")
 
@@ -49,10 +52,6 @@ class SpeedupReport:
             f"(fp32 {self.fp32_images_per_s:.2f}, x{self.speedup:.2f}), top-1 agreement {self.top1_agreement:.1%} "
             f"on {self.n_images} images"
         )
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("VITDREAM_CACHE", Path.home() / ".cache" / "vitdream"))
 
 
 def make_runner(clf: Any, kind: str) -> tuple[Callable[[Any], np.ndarray], float]:
@@ -90,7 +89,7 @@ def onnx_model(clf: Any, int8: bool = False) -> Path:
     """The classifier's ONNX file (fp32 with fused graph, or int8), exported once and cached."""
     h, w = clf.preprocessor.height, clf.preprocessor.width
     stem = f"{clf.model.config.model_type}-{clf.weights_fingerprint()}-{h}x{w}"
-    folder = cache_dir() / "onnx"
+    folder = cache_dir("onnx")
     folder.mkdir(parents=True, exist_ok=True)
     fp32 = folder / f"{stem}.onnx"
     if not fp32.exists():
@@ -103,7 +102,7 @@ def onnx_model(clf: Any, int8: bool = False) -> Path:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         head = [node.name for node in onnx.load(str(fp32), load_external_data=False).graph.node if "logits" in node.output]
-        with _atomic(quantized) as tmp, warnings.catch_warnings():
+        with atomic_path(quantized, suffix=".onnx") as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # MatMuls only (the head and patch embedding stay fp32); 7-bit weights (reduce_range) avoid
             # u8s8 saturation in the int8 kernels: 98.6 % vs 95.7 % top-1 agreement on the mini ViT
@@ -131,7 +130,7 @@ def _export(clf: Any, target: Path) -> None:
 
     example = torch.zeros(2, 3, clf.preprocessor.height, clf.preprocessor.width)
     # eager attention exports as MatMul/Softmax, which ORT's optimizer fuses into one Attention op
-    with _atomic(target) as raw_path, warnings.catch_warnings(), eager_attention(model):
+    with atomic_path(target, suffix=".onnx") as raw_path, warnings.catch_warnings(), eager_attention(model):
         warnings.simplefilter("ignore")
         torch.onnx.export(
             Logits().eval(), (example,), str(raw_path), input_names=["pixel_values"], output_names=["logits"],
@@ -143,28 +142,6 @@ def _export(clf: Any, target: Path) -> None:
             fused = optimize_model(str(raw_path), model_type="vit", num_heads=config.num_attention_heads, hidden_size=config.hidden_size)
             fused.save_model_to_file(str(raw_path))
     clf.model.to(clf.device, clf.dtype)
-
-
-class _atomic:
-    """A temp path next to ``target``; renamed onto it (after fsync) only if the block succeeds."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-
-    def __enter__(self) -> Path:
-        fd, name = tempfile.mkstemp(dir=self.target.parent, prefix=self.target.stem, suffix=".tmp.onnx")
-        os.close(fd)
-        self.tmp = Path(name)
-        return self.tmp
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        if exc_type is None:
-            with open(self.tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.chmod(self.tmp, 0o644)
-            os.replace(self.tmp, self.target)
-        else:
-            self.tmp.unlink(missing_ok=True)
 
 
 def _ort_runner(path: Path) -> Callable[[Any], np.ndarray]:

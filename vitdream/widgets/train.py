@@ -1,6 +1,9 @@
-"""``vd.widgets.train(run)``: the live DreamBooth dashboard, a thin view over a run's event stream.
+"""``vd.widgets.train(run)``: the live dashboard of any training run, a thin view over its event stream.
 
-Training runs in a background thread (``run.start()``); the dashboard subscribes to the run's events
+It uses only the run protocol of :class:`vitdream.base.Trainer` (``subscribe``, ``start``, ``stop``,
+``running``, ``state``, ``max_steps``, ``latest_checkpoint``), so DreamBooth, ViT fine-tuning and
+third-party trainers show the same way. Training runs in a background thread (``run.start()``); the
+dashboard subscribes to the run's events
 and redraws in its own thread at most every ``throttle_s`` seconds by setting widget values directly
 (no ``with output:`` from threads), so the kernel stays responsive. Re-displaying it in another cell
 shows the same live dashboard; calling ``train(run)`` again returns it too.
@@ -20,7 +23,7 @@ CURVES = (("loss", "total"), ("instance_loss", "instance"), ("prior_loss", "prio
 
 
 def train(run: Any, *, throttle_s: float = 0.5, start: bool = False) -> "TrainDashboard":
-    """The dashboard of ``run`` (a DreamBooth run); ``start=True`` also starts training in the background."""
+    """The dashboard of ``run`` (any :class:`vitdream.base.Trainer`); ``start=True`` also starts training in the background."""
     dashboard = getattr(run, "_dashboard", None)
     if dashboard is None:
         dashboard = TrainDashboard(run, throttle_s=throttle_s)
@@ -44,12 +47,13 @@ class TrainDashboard(W.VBox):
         self.run, self.throttle_s = run, throttle_s
         self.steps: list[dict[str, Any]] = []
         self.state, self.message, self.error = run.state, "", ""
+        self.max_steps = run.max_steps or 1
         self.validation: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._dirty = threading.Event()
         self._render_lock = threading.Lock()
         self.status = W.HTML()
-        self.progress = W.IntProgress(min=0, max=run.config.max_train_steps, description="step")
+        self.progress = W.IntProgress(min=0, max=run.max_steps or 1, description="step")
         self.plot = W.Image(format="png", layout=W.Layout(width="640px"))
         self.images = W.HBox()
         self.errors = W.HTML()
@@ -80,6 +84,7 @@ class TrainDashboard(W.VBox):
                     self.error = ""
             elif kind == "start":
                 self.steps = [s for s in self.steps if s["step"] <= event["step"]]  # a resume rewinds the curve
+                self.max_steps = event.get("max_steps") or self.max_steps
             elif kind == "validation":
                 self.validation = event
             elif kind == "error":
@@ -110,6 +115,7 @@ class TrainDashboard(W.VBox):
         self.start_button.disabled = running
         self.resume_button.disabled = running or self.run.latest_checkpoint() is None
         self.stop_button.disabled = not running
+        self.progress.max = max(1, int(self.max_steps))
         self.progress.value = int(last.get("step", 0))
         self.errors.value = f"<pre style='color:#b00;white-space:pre-wrap'>{html.escape(error)}</pre>" if error else ""
         if steps:
