@@ -1,18 +1,32 @@
-"""Base classes for every plugin kind. Subclass one, give it an ``id``, register it."""
+"""The kernel every plugin implements against: one base class per plugin kind, holding the contract.
+
+Subclass one, give it an ``id``, implement its one small method, register it (see ``docs/plugins.md``):
+
+- :class:`Classifier` (``labels``, ``_scores``) and :class:`Embedder` (``_embed``): image backends;
+- :class:`Generator` (``_generate``) and :class:`Sampler` (``make_scheduler``): text-to-image;
+- :class:`Trainer` (``_fit``, ``export``): training runs with one protocol;
+- :class:`VectorIndex` (``add``, ``search``, ...): vector search.
+
+Options are typed pydantic models (:class:`Options`, unknown fields forbidden).
+"""
 
 from vitdream.base.diffusion import Generator, Sampler
 from vitdream.base.index import VectorIndex
 from vitdream.base.options import Component, Options
-from vitdream.base.training import Trainer
-from vitdream.base.vision import Classifier, Embedder, Prediction
+from vitdream.base.results import Classifications, Embeddings, Prediction
+from vitdream.base.training import RunEnd, Trainer
+from vitdream.base.vision import Classifier, Embedder
 
 __all__ = [
+    "Classifications",
     "Classifier",
     "Component",
     "Embedder",
+    "Embeddings",
     "Generator",
     "Options",
     "Prediction",
+    "RunEnd",
     "Sampler",
     "Trainer",
     "VectorIndex",

@@ -75,11 +75,8 @@ def default_index_options() -> dict[str, Any]:
 
 
 def describe_embedder(embedder: Any, layer: int, pool: str) -> dict[str, Any]:
-    """The embedder's identity for these settings (falls back to ``describe()`` without settings)."""
-    try:
-        info = embedder.describe(layer=layer, pool=pool, normalize=True)
-    except TypeError:
-        info = embedder.describe()
+    """The embedder's identity for these settings (:meth:`vitdream.base.Embedder.describe`)."""
+    info = embedder.describe(layer=layer, pool=pool, normalize=True)
     return json.loads(json.dumps(info, default=str))
 
 
@@ -223,7 +220,7 @@ class ImageIndex:
     def _add_chunk(self, chunk: list[tuple[int, str, os.stat_result]], report: AddReport) -> None:
         embedder = self.embedder
         paths = [path for _, path, _ in chunk]
-        vectors = _quiet_embed(embedder, paths, self.layer, self.pool)
+        vectors = embedder.embed(paths, layer=self.layer, pool=self.pool, normalize=True, progress=False)  # the index shows its own bar
         rows = np.asarray(getattr(vectors, "indices", np.arange(len(vectors))), dtype=np.int64)
         for bad in getattr(vectors, "failures", []):
             report.failures.append(BadImage(chunk[bad.index][0], bad.source, bad.reason))
@@ -349,7 +346,7 @@ class ImageIndex:
         from vitdream.images import load_image
 
         image = load_image(query)
-        vector = np.asarray(_quiet_embed(self.embedder, [image], self.layer, self.pool), np.float32)
+        vector = np.asarray(self.embedder.embed([image], layer=self.layer, pool=self.pool, normalize=True, progress=False), np.float32)
         if not len(vector):
             raise VitdreamError(f"{describe_source(query)}: the embedder returned no vector")
         self._check_dim(vector.shape[1], "the embedder's vectors")
@@ -483,19 +480,6 @@ def _as_list(sources: Any) -> list[Any]:
             raise FileNotFoundError(f"{os.fspath(sources)}: no such folder or file")
         return expanded
     return list(sources)
-
-
-def _quiet_embed(embedder: Any, images: list[Any], layer: int, pool: str) -> Any:
-    """``embed(..., normalize=True)`` with the embedder's own progress bar turned off."""
-    options = getattr(embedder, "options", None)
-    restore = getattr(options, "progress", "missing")
-    if restore != "missing":
-        options.progress = False
-    try:
-        return embedder.embed(images, layer=layer, pool=pool, normalize=True)
-    finally:
-        if restore != "missing":
-            options.progress = restore
 
 
 def _name(info: dict[str, Any] | None) -> str:

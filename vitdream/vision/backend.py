@@ -11,11 +11,10 @@ from typing import Any, ClassVar, Literal, Optional
 import numpy as np
 from pydantic import Field
 
-from vitdream.base import Classifier, Embedder, Options, Prediction
+from vitdream.base import Classifier, Embedder, Options
+from vitdream.base.batching import as_sources
 from vitdream.errors import VitdreamError
 from vitdream.images import load_image
-from vitdream.vision import inference
-from vitdream.vision.results import Classifications, Embeddings, top_k
 
 VIT_FAMILY = frozenset({"vit", "deit", "beit", "data2vec-vision", "dinov2", "vit_msn", "vit_mae", "dinov2_with_registers"})
 
@@ -59,7 +58,6 @@ class TransformersViT(Classifier, Embedder):
             from vitdream.vision.speedups import make_runner
 
             self.runner = make_runner(self, o.speedup)[0]
-        self._embed_settings: dict[str, Any] = {"layer": -1, "pool": "cls", "normalize": False}
 
     @classmethod
     def accepts(cls, model: str | None) -> bool:
@@ -87,23 +85,17 @@ class TransformersViT(Classifier, Embedder):
     def __repr__(self) -> str:
         return f"TransformersViT(model={self.options.model!r}, device={self.device}, dtype={self.dtype})"
 
-    # -- classification -----------------------------------------------------------------------
-    def classify(self, images: Any, top_k: int = 5) -> list[Prediction] | Classifications:
-        """Top-k predictions. One image -> ``list[Prediction]`` (bad input raises
-        :class:`~vitdream.errors.ImageLoadError`); a list/folder/glob -> :class:`Classifications`
-        (one entry per input, ``None`` for bad ones, reported in ``.failures``)."""
-        if top_k < 1:
-            raise VitdreamError(f"top_k must be at least 1 (got {top_k})")
-        if inference.is_single(images):
-            return self._top_k_rows(self.scores(self._pixels_one(images)), top_k)[0]
-        sources = inference.as_sources(images)
-        out: list[Any] = [None] * len(sources)
-        failures: list = []
-        for batch in self._batches(sources, failures, "classify"):
-            for i, preds in zip(batch.indices, self._top_k_rows(self.scores(self.preprocessor.normalize(batch.arrays)), top_k)):
-                out[i] = preds
-        return Classifications(out, sorted(failures, key=lambda f: f.index))
+    # -- the model steps the base classes call (see vitdream.base.vision) ----------------------------
+    def _prepare(self, image: Any) -> np.ndarray:
+        return self.preprocessor.resize_crop(image)
 
+    def _scores(self, prepared: list[np.ndarray]) -> np.ndarray:
+        return self.scores(self.preprocessor.normalize(prepared))
+
+    def _embed(self, prepared: list[np.ndarray], layer: int, pool: str) -> np.ndarray:
+        return self._embed_pixels(self.preprocessor.normalize(prepared), layer, pool)
+
+    # -- classification -----------------------------------------------------------------------
     def logits(self, pixel_values: Any) -> np.ndarray:
         """float32 logits (n, num_labels) for preprocessed ``pixel_values``."""
         import torch
@@ -125,10 +117,6 @@ class TransformersViT(Classifier, Embedder):
         shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
         return shifted / shifted.sum(axis=-1, keepdims=True)
 
-    def _top_k_rows(self, scores: np.ndarray, k: int) -> list[list[Prediction]]:
-        id2label = self.model.config.id2label
-        return [top_k(row, id2label, k) for row in scores]
-
     def speed_up(self, kind: str | None, images: Any = None) -> Any:
         """Switch :meth:`classify` to ``kind`` ("int8", "onnx", "onnx-int8"; None = back to the
         model) and return a :class:`~vitdream.vision.speedups.SpeedupReport` measured on ``images``
@@ -144,46 +132,26 @@ class TransformersViT(Classifier, Embedder):
             from vitdream.datasets import shapes
 
             images = [item["image"] for item in shapes(64, seed=20)]
-        batches = [self.preprocessor.normalize(b.arrays) for b in self._batches(inference.as_sources(images), [], kind)]
+        batches = [self.preprocessor.normalize(b.arrays) for b in self._batches(as_sources(images), [], kind)]
         report = compare(self, runner, batches, kind, size_mb)
         self.runner, self.options.speedup = runner, kind
         return report
 
     # -- embeddings ---------------------------------------------------------------------------
-    def embed(self, images: Any, layer: int = -1, pool: str = "cls", normalize: bool = False) -> Embeddings:
-        """float32 ``(n, dim)`` embeddings (see :class:`~vitdream.vision.results.Embeddings`).
-
-        ``layer=-1``: the encoder output after the final LayerNorm (what the head sees);
-        ``layer=k`` (0..num_layers): ``hidden_states[k]`` as transformers returns them (0 = patch
-        embeddings; ``num_layers`` = last block, before the final LayerNorm).
-        ``pool="cls"``: the first (CLS) token, never the pooler; ``pool="mean"``: mean of the patch
-        tokens (CLS/distillation tokens excluded). ``normalize=True``: L2-normalised rows.
-        One image gives a ``(1, dim)`` array and raises on bad input.
-        """
-        self._check_embed_args(layer, pool)
-        self._embed_settings = {"layer": layer, "pool": pool, "normalize": bool(normalize)}
-        if inference.is_single(images):
-            return Embeddings.wrap(self._embed_pixels(self._pixels_one(images), layer, pool, normalize), [0], [])
-        sources = inference.as_sources(images)
-        rows, indices, failures = [], [], []
-        for batch in self._batches(sources, failures, "embed"):
-            rows.append(self._embed_pixels(self.preprocessor.normalize(batch.arrays), layer, pool, normalize))
-            indices.extend(batch.indices)
-        dim = self.embedding_dim
-        array = np.concatenate(rows) if rows else np.zeros((0, dim), np.float32)
-        return Embeddings.wrap(array, indices, sorted(failures, key=lambda f: f.index))
-
+    # ``embed`` is the base class's. ``layer=-1``: the encoder output after the final LayerNorm (what
+    # the head sees); ``layer=k`` (0..num_layers): ``hidden_states[k]`` as transformers returns them
+    # (0 = patch embeddings; ``num_layers`` = last block, before the final LayerNorm). ``pool="cls"``:
+    # the first (CLS) token, never the pooler; ``pool="mean"``: mean of the patch tokens (CLS and
+    # distillation tokens excluded).
     @property
     def embedding_dim(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def _check_embed_args(self, layer: int, pool: str) -> None:
-        if pool not in ("cls", "mean"):
-            raise VitdreamError(f"pool must be 'cls' or 'mean' (got {pool!r})")
+    def _check_layer(self, layer: int) -> None:
         if not isinstance(layer, int) or not (layer == -1 or 0 <= layer <= self.num_layers):
             raise VitdreamError(f"layer must be -1 (final, after LayerNorm) or 0..{self.num_layers} (got {layer!r})")
 
-    def _embed_pixels(self, pixel_values: Any, layer: int, pool: str, normalize: bool) -> np.ndarray:
+    def _embed_pixels(self, pixel_values: Any, layer: int, pool: str) -> np.ndarray:
         import torch
 
         base = self.model.base_model
@@ -194,10 +162,7 @@ class TransformersViT(Classifier, Embedder):
                 vectors = hidden[:, 0]
             else:
                 vectors = hidden[:, hidden.shape[1] - self._num_patches() :].mean(dim=1)
-            vectors = vectors.float()
-            if normalize:
-                vectors = torch.nn.functional.normalize(vectors, dim=-1)
-        return vectors.cpu().numpy()
+        return vectors.float().cpu().numpy()
 
     def _num_patches(self) -> int:
         embeddings = getattr(self.model.base_model, "embeddings", None)
@@ -207,19 +172,12 @@ class TransformersViT(Classifier, Embedder):
             patches = (config.image_size // config.patch_size) ** 2
         return int(patches)
 
-    def describe(self, **settings: Any) -> dict[str, Any]:
-        """What identifies the embedding space: backend, model ref, weights fingerprint, layer, pool,
-        dim, normalize (defaults: the settings of the last :meth:`embed` call)."""
-        current = {**self._embed_settings, **settings}
+    def _identity(self) -> dict[str, Any]:
+        """Model ref, type, weights fingerprint and input size (``describe()`` adds layer, pool, normalize, dim)."""
         return {
-            "backend": self.id,
             "model": self.options.model,
             "model_type": self.model.config.model_type,
             "weights": self.weights_fingerprint(),
-            "layer": current["layer"],
-            "pool": current["pool"],
-            "normalize": current["normalize"],
-            "dim": self.embedding_dim,
             "image_size": [self.preprocessor.height, self.preprocessor.width],
         }
 
@@ -245,7 +203,7 @@ class TransformersViT(Classifier, Embedder):
 
         from vitdream.vision.attention import eager_attention, rollout, token_grid
 
-        pixels = self._pixels_one(image).to(self.device, self.dtype)
+        pixels = self.preprocessor.normalize(self._prepared_one(image)).to(self.device, self.dtype)
         with eager_attention(self.model), torch.inference_mode():
             out = self.model.base_model(pixel_values=pixels, output_attentions=True)
         if not out.attentions:
@@ -256,14 +214,3 @@ class TransformersViT(Classifier, Embedder):
     def model_view(self, image: Any) -> np.ndarray:
         """The uint8 (H, W, 3) image the model sees after resizing and cropping."""
         return self.preprocessor.resize_crop(load_image(image))
-
-    # -- shared input path ----------------------------------------------------------------------
-    def _pixels_one(self, image: Any) -> Any:
-        """One image -> pixel_values (1, 3, H, W); raises ImageLoadError naming it."""
-        return self.preprocessor.normalize([self.preprocessor.resize_crop(load_image(image))])
-
-    def _batches(self, sources: list[Any], failures: list, desc: str):
-        o = self.options
-        return inference.iter_batches(
-            sources, self.preprocessor.resize_crop, o.batch_size, failures, workers=o.workers, progress=o.progress, desc=desc
-        )

@@ -1,6 +1,7 @@
 """``vd.widgets.classify(clf)``: upload or pick an image -> top-k bars + attention-rollout overlay.
 
-A thin view over :meth:`classify` and :meth:`attention_map` of a classifier; :meth:`ClassifyWidget.show`
+A thin view over :meth:`~vitdream.base.Classifier.classify`, ``labels``, ``attention_map`` and
+``model_view`` of any :class:`vitdream.base.Classifier`; :meth:`ClassifyWidget.show`
 is what the controls call, and what code (or a test) can call directly.
 """
 
@@ -28,7 +29,7 @@ class ClassifyWidget(w.VBox):
         choices = [str(s) for s in expand_sources(images)] if images is not None else []
         # "" not None: ipywidgets 8 turns a None value into "no selection", which hides the placeholder
         self.picker = w.Dropdown(options=[("(pick an image)", "")] + [(c.rsplit("/", 1)[-1], c) for c in choices])
-        self.top_k = w.BoundedIntText(value=top_k, min=1, max=max(1, len(getattr(classifier, "labels", [])) or 1000), description="top-k", layout=w.Layout(width="140px"))
+        self.top_k = w.BoundedIntText(value=top_k, min=1, max=max(1, len(classifier.labels)), description="top-k", layout=w.Layout(width="140px"))
         self.show_attention = w.Checkbox(value=True, description="attention map", indent=False)
         self.image = w.Image(format="png", width=DISPLAY_SIZE, height=DISPLAY_SIZE)
         self.bars = w.HTML()
@@ -50,8 +51,9 @@ class ClassifyWidget(w.VBox):
         try:
             image = load_image(source, name=name) if name else load_image(source)
             predictions = self.classifier.classify(image, top_k=self.top_k.value)
-            if self.show_attention.value and hasattr(self.classifier, "attention_map"):
-                view = overlay(self.classifier.model_view(image), self.classifier.attention_map(image), size=DISPLAY_SIZE)
+            heat = self.classifier.attention_map(image) if self.show_attention.value else None
+            if heat is not None:
+                view = overlay(self.classifier.model_view(image), heat, size=DISPLAY_SIZE)
             else:
                 view = image.resize((DISPLAY_SIZE, DISPLAY_SIZE))
         except VitdreamError as exc:

@@ -1,4 +1,5 @@
-"""Result shapes of batch calls: they behave like a list / an array and carry ``failures``.
+"""Result types of the image backends: :class:`Prediction`, and the shapes of batch calls, which
+behave like a list / an array and carry ``failures``.
 
 - :class:`Classifications` -- a list with one entry per input, in input order: the top-k
   :class:`~vitdream.base.Prediction` list, or ``None`` for an input listed in ``failures``.
@@ -10,12 +11,20 @@ Each failure is a :class:`~vitdream.images.BadImage` ``(index, source, reason)``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from vitdream.base import Prediction
 from vitdream.images import BadImage
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class score."""
+
+    label: str
+    score: float
 
 
 class Classifications(list):
@@ -53,8 +62,8 @@ class Embeddings(np.ndarray):
         self.failures = getattr(obj, "failures", [])
 
 
-def top_k(scores: np.ndarray, id2label: dict[int, str], k: int) -> list[Prediction]:
+def top_k(scores: np.ndarray, labels: list[str], k: int) -> list[Prediction]:
     """The ``k`` best of one row of scores, best first (stable for ties, like the pipeline's sort)."""
     k = min(k, scores.shape[-1])
     order = np.argsort(-scores, kind="stable")[:k]
-    return [Prediction(str(id2label.get(int(i), str(int(i)))), float(scores[i])) for i in order]
+    return [Prediction(labels[i] if i < len(labels) else str(int(i)), float(scores[i])) for i in order]
