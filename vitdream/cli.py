@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import click
 
 from vitdream import __version__
+
+
+def fail_clearly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Every command's error wrapper: vitdream errors (and missing files, bad values) become a one-line
+    CLI error with exit status 1 instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from vitdream.errors import VitdreamError
+
+        try:
+            return command(*args, **kwargs)
+        except (VitdreamError, FileNotFoundError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def parse_key_values(pairs: Sequence[str], param_hint: str) -> dict[str, Any]:
+    """``("a=1", "b=[1, 2]", "c=text")`` -> ``{"a": 1, "b": [1, 2], "c": "text"}``: each value is read
+    as YAML (so JSON too); a value YAML cannot read stays a string."""
+    import yaml
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE", param_hint=param_hint)
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            options[key.strip()] = value
+    return options
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

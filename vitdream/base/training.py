@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import threading
 import traceback
-from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -57,10 +56,10 @@ class Trainer(Component):
         self._thread: threading.Thread | None = None
 
     # -- the part a trainer implements ---------------------------------------------------------------
-    @abstractmethod
     def _fit(self, resume: str | os.PathLike | None) -> RunEnd:
         """Train (blocking). Emit events into ``self.log``; stop at a step boundary once
         :attr:`stop_requested` is set; raise on failure (the base records and re-raises)."""
+        raise NotImplementedError(f"trainer {self.id or type(self).__name__!r}: implement _fit() (see vitdream.base.training)")
 
     def export(self, directory: str | os.PathLike) -> Path:
         """Write the trained model into ``directory`` (atomically); returns it."""

@@ -1,6 +1,7 @@
 """Base classes of image classification and embedding backends.
 
-The base class holds the contract; a backend implements one small method:
+The base class holds the contract; a backend implements one small method (a backend that overrides
+``classify``/``embed`` itself still works, but then owns the contract below):
 
 - :class:`Classifier`: ``labels`` and ``_scores(prepared) -> (n, num_labels)`` float array;
 - :class:`Embedder`: ``_embed(prepared, layer, pool) -> (n, dim)`` float array.
@@ -19,7 +20,6 @@ decode threads, default: the image itself). The base does everything else, the s
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -46,6 +46,9 @@ class ImageBackend(Component):
         """One decoded PIL image -> one item of what the model step takes (runs in decode threads)."""
         return image
 
+    def _missing(self, name: str) -> NotImplementedError:
+        return NotImplementedError(f"{self.id or type(self).__name__}: implement {name} (see vitdream.base.vision)")
+
     def _prepared_one(self, image: Any) -> list[Any]:
         return [self._prepare(load_image(image))]
 
@@ -65,13 +68,13 @@ class Classifier(ImageBackend):
     tasks: ClassVar[frozenset[str]] = frozenset({"classify"})
 
     @property
-    @abstractmethod
     def labels(self) -> list[str]:
         """Class names, in score-column order."""
+        raise self._missing("labels")
 
-    @abstractmethod
     def _scores(self, prepared: list[Any]) -> np.ndarray:
         """Class scores ``(len(prepared), len(labels))`` of a batch of prepared images."""
+        raise self._missing("_scores")
 
     def classify(self, images: Any, top_k: int = 5, *, progress: bool | None = None) -> list[Prediction] | Classifications:
         """Top-``top_k`` predictions, best first. One image -> ``list[Prediction]``; a batch ->
@@ -107,9 +110,9 @@ class Embedder(ImageBackend):
     tasks: ClassVar[frozenset[str]] = frozenset({"embed"})
     _embed_settings: dict[str, Any] = {"layer": -1, "pool": "cls", "normalize": False}
 
-    @abstractmethod
     def _embed(self, prepared: list[Any], layer: int, pool: str) -> np.ndarray:
         """float ``(len(prepared), dim)`` vectors of a batch of prepared images."""
+        raise self._missing("_embed")
 
     @property
     def embedding_dim(self) -> int | None:

@@ -2,6 +2,7 @@
 
 import click
 
+from vitdream.cli import fail_clearly, parse_key_values
 from vitdream.hookspecs import hookimpl
 
 
@@ -19,26 +20,15 @@ def register_commands(cli):
     @click.option("--export", "export_dir", default=None, type=click.Path(file_okay=False),
                   help="Where to save the trained model (default: OUTPUT_DIR/model).")
     @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override an option (YAML value).")
+    @fail_clearly
     def dreambooth_command(config, resume, export_dir, overrides):
         """Train DreamBooth from a YAML CONFIG (option names as diffusers' train_dreambooth.py)."""
-        import yaml
-
         from vitdream.dreambooth import dreambooth
-        from vitdream.errors import VitdreamError
 
-        try:
-            options = {}
-            for item in overrides:
-                key, sep, value = item.partition("=")
-                if not sep:
-                    raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
-                options[key.strip()] = yaml.safe_load(value)
-            run = dreambooth(config, **options)
-            run.fit(resume=resume)
-            if run.state == "finished":
-                out = run.export(export_dir or run.output_dir / "model")
-                click.echo(f"exported {out}")
-            else:
-                click.echo(f"{run.state}: latest checkpoint {run.latest_checkpoint()}")
-        except VitdreamError as exc:
-            raise click.ClickException(str(exc)) from None
+        run = dreambooth(config, **parse_key_values(overrides, "--set"))
+        run.fit(resume=resume)
+        if run.state == "finished":
+            out = run.export(export_dir or run.output_dir / "model")
+            click.echo(f"exported {out}")
+        else:
+            click.echo(f"{run.state}: latest checkpoint {run.latest_checkpoint()}")

@@ -7,21 +7,7 @@ from pathlib import Path
 
 import click
 
-
-def _fail_clearly(func):
-    """Turn vitdream errors into a one-line CLI error (exit status 1) instead of a traceback."""
-    import functools
-
-    from vitdream.errors import VitdreamError
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except VitdreamError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
+from vitdream.cli import fail_clearly
 
 
 @click.command(name="generate")
@@ -39,7 +25,7 @@ def _fail_clearly(func):
 @click.option("--lora", default=None, help="LoRA weights to apply on top of the model.")
 @click.option("--device", default=None, help="cpu, cuda, ... (default: CUDA when present).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file (FILE-1.png... for -n > 1).")
-@_fail_clearly
+@fail_clearly
 def generate_command(prompt, model, guidance_scale, steps, seed, sampler, negative_prompt, num_images, height,
                      width, guidance_rescale, lora, device, out):
     """Generate images from PROMPT and save them as PNG with their settings in the metadata."""
@@ -68,7 +54,7 @@ def generate_command(prompt, model, guidance_scale, steps, seed, sampler, negati
 @click.option("--model", default=None, help="Override the model recorded in the image's metadata.")
 @click.option("--device", default=None)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
-@_fail_clearly
+@fail_clearly
 def reproduce_command(image, model, device, out):
     """Regenerate IMAGE from the settings in its PNG metadata (model and LoRAs included)."""
     from vitdream.generation import load_generator

@@ -7,34 +7,7 @@ from typing import Any
 
 import click
 
-
-def _clear_errors(fn: Any) -> Any:
-    """Turn vitdream's errors into a one-line CLI error instead of a traceback."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from vitdream.errors import VitdreamError
-
-        try:
-            return fn(*args, **kwargs)
-        except (VitdreamError, FileNotFoundError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper
-
-
-def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
-        try:
-            options[key] = json.loads(value)
-        except ValueError:
-            options[key] = value
-    return options
+from vitdream.cli import fail_clearly, parse_key_values
 
 
 @click.group()
@@ -51,12 +24,12 @@ def index() -> None:
 @click.option("--pool", default="cls", type=click.Choice(["cls", "mean"]), show_default=True)
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Index option, e.g. ef_search=256 (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
-@_clear_errors
+@fail_clearly
 def build(source: str, out: str, model: str | None, kind: str | None, layer: int, pool: str, options: tuple[str, ...], as_json: bool) -> None:
     """Embed the images of SOURCE (folder or glob) into the index at --out."""
     from vitdream.search import build_index
 
-    idx = build_index(source, kind=kind, out=out, model=model, layer=layer, pool=pool, progress=not as_json, **_parse_options(options))
+    idx = build_index(source, kind=kind, out=out, model=model, layer=layer, pool=pool, progress=not as_json, **parse_key_values(options, "--option"))
     failures = [f.to_dict() for f in idx.failures]
     if as_json:
         click.echo(json.dumps({"index": out, "count": len(idx), "kind": idx.kind, "dim": idx.dim, "failures": failures}))
@@ -71,7 +44,7 @@ def build(source: str, out: str, model: str | None, kind: str | None, layer: int
 @click.argument("image")
 @click.option("-k", "k", default=10, show_default=True, help="Number of neighbours.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: [{path, score, id}, ...].")
-@_clear_errors
+@fail_clearly
 def search(path: str, image: str, k: int, as_json: bool) -> None:
     """Print the K images of the index at PATH most similar to IMAGE."""
     from vitdream.search import load_index
@@ -86,7 +59,7 @@ def search(path: str, image: str, k: int, as_json: bool) -> None:
 
 @index.command()
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
-@_clear_errors
+@fail_clearly
 def info(path: str) -> None:
     """Print the manifest of the index at PATH."""
     from vitdream.search import load_index

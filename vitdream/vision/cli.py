@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from vitdream.cli import fail_clearly
+
 
 @click.command(name="classify")
 @click.argument("images", nargs=-1, required=True)
@@ -17,21 +19,18 @@ import click
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
 @click.option("--allow-pickle", is_flag=True, help="Allow legacy pickle weights (pytorch_model.bin); trusted files only.")
+@fail_clearly
 def classify_command(images: tuple[str, ...], model: str | None, top_k: int, as_json: bool, batch_size: int, device: str, allow_pickle: bool) -> None:
     """Classify image files, folders or globs. Bad images are reported and the rest still classified;
     the exit status is 1 when any image failed."""
-    from vitdream.errors import VitdreamError
     from vitdream.images import expand_sources
     from vitdream.vision import load_classifier
 
     sources = [s for spec in images for s in expand_sources(spec)]
     if not sources:
         raise click.ClickException(f"no image files found in {' '.join(images)}")
-    try:
-        clf = load_classifier(model, batch_size=batch_size, device=device, allow_pickle=allow_pickle)
-        results = clf.classify(sources, top_k=top_k)
-    except VitdreamError as exc:
-        raise click.ClickException(str(exc)) from None
+    clf = load_classifier(model, batch_size=batch_size, device=device, allow_pickle=allow_pickle)
+    results = clf.classify(sources, top_k=top_k)
     click.echo(json.dumps(as_records(sources, results), indent=2) if as_json else format_text(sources, results))
     for bad in results.failures:
         if not as_json:
