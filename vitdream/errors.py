@@ -52,3 +52,7 @@ class ImageLoadError(VitdreamError, ValueError):
 
 class ModelLoadError(VitdreamError, OSError):
     """A model reference could not be loaded (missing, not cached offline, unsafe weights...)."""
+
+
+class GenerationCancelled(VitdreamError):
+    """Generation stopped early because its ``cancel`` event was set."""

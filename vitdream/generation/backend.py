@@ -15,10 +15,11 @@ from typing import Any, Sequence
 from pydantic import Field
 
 from vitdream.base import Generator, Options, Sampler
+from vitdream.base.diffusion import with_progress
 from vitdream.components import get_entry
 from vitdream.errors import OptionsError
 from vitdream.generation.cfg import StepCallback, check_callback_inputs, denoise, step_arguments
-from vitdream.generation.grid import ImageList, image_row
+from vitdream.base.results import ImageList, image_row
 from vitdream.generation.pngmeta import KEY, read_settings, save_image
 from vitdream.generation.settings import GenerationSettings
 
@@ -107,41 +108,15 @@ class DiffusersSD(Generator):
         return [(path, scale) for _, path, scale in getattr(self.pipe, "vitdream_loras", [])]
 
     # -- generation ------------------------------------------------------------------------
-    def generate(
-        self,
-        prompt: str,
-        *,
-        guidance_scale: float = 7.5,
-        steps: int = 25,
-        seed: int | None = None,
-        negative_prompt: str = "",
-        sampler: str | Sampler = "ddim",
-        num_images: int = 1,
-        height: int | None = None,
-        width: int | None = None,
-        guidance_rescale: float = 0.0,
-        sampler_options: dict[str, Any] | None = None,
-        callback: StepCallback | None = None,
-        callback_inputs: Sequence[str] = ("latents",),
-        cancel: threading.Event | None = None,
-        progress: bool = False,
-    ) -> list[Any]:
-        """Generate ``num_images`` PIL images (a list shown as thumbnails in Jupyter); each carries its
-        settings in ``image.info``.
-
-        Image ``i`` uses seed ``seed + i`` (None: a random seed, recorded). ``guidance_scale <= 1``
-        skips the unconditional pass. ``callback(info)`` runs after every step with
-        ``step``, ``num_steps``, ``timestep`` and the tensors in ``callback_inputs`` (see
-        :data:`vitdream.generation.cfg.CALLBACK_INPUTS`); :meth:`preview` decodes ``info["latents"]``.
-        """
-        settings = self.settings(
-            prompt, guidance_scale=guidance_scale, steps=steps, seed=seed, negative_prompt=negative_prompt,
-            sampler=sampler, num_images=num_images, height=height, width=width,
-            guidance_rescale=guidance_rescale, sampler_options=sampler_options,
-        )
-        check_callback_inputs(callback_inputs)
-        return self.run(settings, callback=callback, callback_inputs=callback_inputs, cancel=cancel,
-                        progress=progress)
+    def _generate(self, prompt: str, settings: dict[str, Any], *, callback: StepCallback | None,
+                  cancel: threading.Event | None) -> list[Any]:
+        """Validate ``settings`` (all errors at once, before any compute), then :meth:`run`. Extra
+        settings: ``guidance_rescale``, ``sampler_options``, ``callback_inputs`` (the tensors a step
+        callback sees, see :data:`vitdream.generation.cfg.CALLBACK_INPUTS`; default ``("latents",)``).
+        Each image carries its settings in ``image.info``."""
+        callback_inputs = settings.pop("callback_inputs", ("latents",))
+        checked = self.settings(prompt, **settings)
+        return self.run(checked, callback=callback, callback_inputs=check_callback_inputs(callback_inputs), cancel=cancel)
 
     def run(self, settings: GenerationSettings, *, callback: StepCallback | None = None,
             callback_inputs: Sequence[str] = ("latents",), cancel: threading.Event | None = None,
@@ -153,7 +128,7 @@ class DiffusersSD(Generator):
         device = pipe.unet.device
         sampler = self.make_sampler(s)
         if progress:
-            callback = _with_progress(callback, s.steps)
+            callback = with_progress(callback, s.steps)
         with self._lock, torch.inference_mode():
             cond, uncond = pipe.encode_prompt(s.prompt, device, s.num_images, s.cfg, s.negative_prompt or None)
             scheduler = sampler.make_scheduler(pipe.scheduler.config)
@@ -191,7 +166,9 @@ class DiffusersSD(Generator):
             pixels = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
         return self.pipe.image_processor.postprocess(pixels, output_type="pil")
 
-    preview = decode
+    def preview(self, latents: Any) -> list[Any]:
+        """A step's latents as PIL images (:meth:`decode`)."""
+        return self.decode(latents)
 
     def guidance_sweep(
         self, prompt: str, scales: Sequence[float] = (1, 3, 5, 7.5, 10), seed: int = 0, **settings: Any
@@ -232,17 +209,3 @@ class DiffusersSD(Generator):
         return self.run(GenerationSettings.parse("reproduce", **recorded))[index]
 
     save = staticmethod(save_image)
-
-
-def _with_progress(callback: StepCallback | None, total: int) -> StepCallback:
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc="generating", unit="step")
-
-    def wrapped(info: dict[str, Any]) -> Any:
-        bar.update(1)
-        if info["step"] == info["num_steps"]:
-            bar.close()
-        return callback(info) if callback is not None else None
-
-    return wrapped

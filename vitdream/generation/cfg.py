@@ -11,15 +11,13 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Iterable
 
-from vitdream.errors import OptionsError, VitdreamError
+from vitdream.errors import GenerationCancelled, OptionsError
+
+__all__ = ["CALLBACK_INPUTS", "GenerationCancelled", "StepCallback", "apply_guidance", "check_callback_inputs", "denoise", "step_arguments"]
 
 # What a step callback may ask to see (diffusers' ``callback_on_step_end_tensor_inputs`` idea).
 CALLBACK_INPUTS: tuple[str, ...] = ("latents", "noise_pred", "prompt_embeds", "negative_prompt_embeds")
 StepCallback = Callable[[dict[str, Any]], "dict[str, Any] | None"]
-
-
-class GenerationCancelled(VitdreamError):
-    """Generation stopped early because its ``cancel`` event was set."""
 
 
 def check_callback_inputs(names: Iterable[str]) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """``vd.widgets.generate(gen)``: prompt, guidance-scale slider, steps, seed, sampler, live preview, sweep, save.
 
-A thin view over :meth:`DiffusersSD.generate`. Moving a slider regenerates with the same seed, so
+A thin view over :meth:`vitdream.base.Generator.generate` and ``preview`` (any generator backend). Moving a slider regenerates with the same seed, so
 only the changed setting shows its effect. Sliders report on release (``continuous_update=False``);
 one background worker runs the newest request and cancels a stale one mid-way. The worker sets
 widget values directly (never ``with output:`` from a thread) and throttles previews.
@@ -140,8 +140,12 @@ class GenerateWidget(w.VBox):
         def on_step(info: dict[str, Any]) -> None:
             self.progress.value = info["step"]
             now = time.monotonic()
-            if self.live_preview.value and info["step"] < info["num_steps"] and now - last_preview[0] >= PREVIEW_INTERVAL_S:
-                self.image.value = png_bytes(self.generator.preview(info["latents"][:1])[0])
+            latents = info.get("latents")
+            if (self.live_preview.value and latents is not None and info["step"] < info["num_steps"]
+                    and now - last_preview[0] >= PREVIEW_INTERVAL_S):
+                preview = self.generator.preview(latents[:1])
+                if preview:
+                    self.image.value = png_bytes(preview[0])
                 last_preview[0] = time.monotonic()
 
         start = time.perf_counter()
@@ -151,7 +155,7 @@ class GenerateWidget(w.VBox):
                   f"{self.sampler.value} · {time.perf_counter() - start:.2f} s", error=False)
 
     def _sweep(self, cancel: threading.Event) -> None:
-        from vitdream.generation.grid import image_row
+        from vitdream.base.results import image_row
 
         settings = self._settings()
         prompt = settings.pop("prompt")
