@@ -27,6 +27,12 @@ def fail_clearly(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def given(**options: Any) -> dict[str, Any]:
+    """The options a command's user actually set (not None/False), to pass to any backend: a plugin's
+    backend need not know the built-in backends' options."""
+    return {k: v for k, v in options.items() if v is not None and v is not False}
+
+
 def parse_key_values(pairs: Sequence[str], param_hint: str) -> dict[str, Any]:
     """``("a=1", "b=[1, 2]", "c=text")`` -> ``{"a": 1, "b": [1, 2], "c": "text"}``: each value is read
     as YAML (so JSON too); a value YAML cannot read stays a string."""

@@ -10,12 +10,12 @@ Subclass one, give it an ``id``, implement its one small method, register it (se
 Options are typed pydantic models (:class:`Options`, unknown fields forbidden).
 """
 
-from vitdream.base.diffusion import Generator, Sampler
+from vitdream.base.diffusion import Generator, GeneratorOptions, Sampler
 from vitdream.base.index import VectorIndex
 from vitdream.base.options import Component, Options
 from vitdream.base.results import Classifications, Embeddings, Prediction
 from vitdream.base.training import RunEnd, Trainer
-from vitdream.base.vision import Classifier, Embedder
+from vitdream.base.vision import Classifier, Embedder, ImageBackendOptions
 
 __all__ = [
     "Classifications",
@@ -24,6 +24,8 @@ __all__ = [
     "Embedder",
     "Embeddings",
     "Generator",
+    "GeneratorOptions",
+    "ImageBackendOptions",
     "Options",
     "Prediction",
     "RunEnd",

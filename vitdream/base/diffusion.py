@@ -19,17 +19,26 @@ import threading
 from abc import abstractmethod
 from typing import Any, Callable, ClassVar
 
-from vitdream.base.options import Component
+from pydantic import Field
+
+from vitdream.base.options import Component, Options
 from vitdream.base.results import ImageList
 from vitdream.errors import GenerationCancelled
 
 StepCallback = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 
+class GeneratorOptions(Options):
+    """Options every generator has (subclass it for more): ``vd.load_generator(model)`` passes ``model``."""
+
+    model: Any = Field(None, description="None (the backend's default), a directory, a hub id, or a built pipeline")
+
+
 class Generator(Component):
     """A text-to-image generator. Implement :meth:`_generate`; see the module docstring."""
 
     tasks: ClassVar[frozenset[str]] = frozenset({"generate"})
+    Options: ClassVar[type[Options]] = GeneratorOptions
 
     @classmethod
     def accepts(cls, model: str | None) -> bool:

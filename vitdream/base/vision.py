@@ -20,12 +20,13 @@ decode threads, default: the image itself). The base does everything else, the s
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 import numpy as np
+from pydantic import Field
 
 from vitdream.base import batching
-from vitdream.base.options import Component
+from vitdream.base.options import Component, Options
 from vitdream.base.results import Classifications, Embeddings, Prediction, top_k
 from vitdream.errors import VitdreamError
 from vitdream.images import BadImage, load_image
@@ -34,8 +35,20 @@ DEFAULT_BATCH_SIZE = 16
 POOLS = ("cls", "mean")
 
 
+class ImageBackendOptions(Options):
+    """Options every image backend has (subclass it for more): ``vd.load_classifier(model)`` passes
+    ``model``; the batched input path reads the other three."""
+
+    model: Optional[str] = None  # hub id, local directory, plugin-defined name, or None for the default
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1)
+    workers: Optional[int] = Field(None, ge=1)  # decode/preprocess threads (default: min(4, CPUs))
+    progress: Optional[bool] = None  # None: a progress bar from 64 images on
+
+
 class ImageBackend(Component):
     """What classifiers and embedders share: model-reference matching and the batched input path."""
+
+    Options: ClassVar[type[Options]] = ImageBackendOptions
 
     @classmethod
     def accepts(cls, model: str | None) -> bool:
@@ -54,7 +67,7 @@ class ImageBackend(Component):
 
     def _batches(self, sources: list[Any], failures: list[BadImage], desc: str, progress: bool | None = None):
         """Prepared batches of ``sources`` in input order; bad ones land in ``failures``."""
-        options = self.options
+        options = self.options  # an ImageBackendOptions, or options of a backend that predates it
         return batching.iter_batches(
             sources, self._prepare, getattr(options, "batch_size", DEFAULT_BATCH_SIZE), failures,
             workers=getattr(options, "workers", None),
@@ -154,10 +167,12 @@ class Embedder(ImageBackend):
         return vectors
 
     def describe(self, **settings: Any) -> dict[str, Any]:
-        """What identifies the embedding space (stored in index manifests): ``backend``, ``layer``,
+        """What identifies the embedding space (stored in index manifests; a loaded index reloads its
+        embedder with ``vd.load_embedder(model, backend=backend)``): ``backend``, ``model``, ``layer``,
         ``pool``, ``normalize`` (default: those of the last :meth:`embed` call; override with
         ``settings``), ``dim`` when known, plus :meth:`_identity`."""
-        info: dict[str, Any] = {"backend": self.id, **self._identity(), **self._embed_settings, **settings}
+        info: dict[str, Any] = {"backend": self.id, "model": getattr(self.options, "model", None), **self._identity(),
+                                **self._embed_settings, **settings}
         if self.embedding_dim is not None:
             info.setdefault("dim", self.embedding_dim)
         return info

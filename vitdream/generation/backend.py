@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from pydantic import Field
 
-from vitdream.base import Generator, Options, Sampler
+from vitdream.base import Generator, GeneratorOptions, Sampler
 from vitdream.base.diffusion import with_progress
 from vitdream.components import get_entry
 from vitdream.errors import OptionsError
@@ -24,8 +24,7 @@ from vitdream.generation.pngmeta import KEY, read_settings, save_image
 from vitdream.generation.settings import GenerationSettings
 
 
-class DiffusersSDOptions(Options):
-    model: Any = Field(None, description="None (embedded mini SD), a directory, a hub id, or a diffusers pipeline")
+class DiffusersSDOptions(GeneratorOptions):
     device: str | None = None
     dtype: str | None = None
     allow_pickle: bool = False

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from vitdream.cli import fail_clearly
+from vitdream.cli import fail_clearly, given
+from vitdream.generation.pngmeta import image_settings, save_image
 
 
 @click.command(name="generate")
@@ -40,13 +41,14 @@ def generate_command(prompt, model, guidance_scale, steps, seed, sampler, negati
     get_entry("samplers", sampler)
     if not out.lower().endswith(".png"):
         raise click.BadParameter("settings are stored in PNG metadata; use a .png file name", param_hint="--out")
-    gen = load_generator(model, device=device, lora=lora)
+    gen = load_generator(model, **given(device=device, lora=lora))
     images = gen.generate(prompt, seed=seed, height=height, width=width, progress=True, **values)
     out_path = Path(out)
     for i, image in enumerate(images):
         path = out_path if len(images) == 1 else out_path.with_name(f"{out_path.stem}-{i + 1}{out_path.suffix}")
-        gen.save(image, path)
-        click.echo(f"{path}  seed={json.loads(image.info['vitdream'])['image_seed']}")
+        save_image(image, path)
+        seed = image_settings(image).get("image_seed")
+        click.echo(f"{path}  seed={seed}" if seed is not None else str(path))
 
 
 @click.command(name="reproduce")
@@ -69,8 +71,8 @@ def reproduce_command(image, model, device, out):
     if len(loras) > 1:
         raise click.ClickException(f"{image}: made with {len(loras)} LoRAs; load them in Python to reproduce it")
     lora, scale = loras[0] if loras else (None, 1.0)
-    gen = load_generator(ref, device=device, lora=lora, lora_scale=scale)
-    path = gen.save(gen.reproduce(image), out)
+    gen = load_generator(ref, **given(device=device, lora=lora), **({"lora_scale": scale} if lora else {}))
+    path = save_image(gen.reproduce(image), out)
     click.echo(f"{path}  seed={settings.get('image_seed', settings.get('seed'))}")
 
 

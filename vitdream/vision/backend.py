@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal, Optional
 import numpy as np
 from pydantic import Field
 
-from vitdream.base import Classifier, Embedder, Options
+from vitdream.base import Classifier, Embedder, ImageBackendOptions, Options
 from vitdream.base.batching import as_sources
 from vitdream.errors import VitdreamError
 from vitdream.images import load_image
@@ -19,16 +19,12 @@ from vitdream.images import load_image
 VIT_FAMILY = frozenset({"vit", "deit", "beit", "data2vec-vision", "dinov2", "vit_msn", "vit_mae", "dinov2_with_registers"})
 
 
-class ViTOptions(Options):
-    model: Optional[str] = None  # hub id, local directory, or None for the embedded mini ViT
-    device: str = "auto"  # "auto" (CUDA if present), "cpu", "cuda", "cuda:1", ...
-    dtype: str = "auto"  # "auto" (float16 on CUDA, float32 on CPU), "float32", "float16", "bfloat16"
+class ViTOptions(ImageBackendOptions):
+    device: str = "auto"  # "auto" (see vitdream.loading: CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:1", ...
+    dtype: str = "auto"  # "auto" (float16 on CUDA/MPS, float32 on CPU), "float32", "float16", "bfloat16"
     allow_pickle: bool = False  # allow legacy pytorch_model.bin weights (can run arbitrary code)
     revision: Optional[str] = None  # hub revision (branch, tag or commit)
     cache_dir: Optional[str] = None  # Hugging Face hub cache (default: $HF_HUB_CACHE)
-    batch_size: int = Field(16, ge=1)
-    workers: Optional[int] = Field(None, ge=1)  # decode/preprocess threads (default: min(4, CPUs))
-    progress: Optional[bool] = None  # None: a progress bar from 64 images on
     speedup: Optional[Literal["int8", "onnx", "onnx-int8"]] = None  # classify() through a faster runtime
 
 
@@ -173,9 +169,8 @@ class TransformersViT(Classifier, Embedder):
         return int(patches)
 
     def _identity(self) -> dict[str, Any]:
-        """Model ref, type, weights fingerprint and input size (``describe()`` adds layer, pool, normalize, dim)."""
+        """Model type, weights fingerprint and input size (``describe()`` adds backend, model, layer, pool, normalize, dim)."""
         return {
-            "model": self.options.model,
             "model_type": self.model.config.model_type,
             "weights": self.weights_fingerprint(),
             "image_size": [self.preprocessor.height, self.preprocessor.width],

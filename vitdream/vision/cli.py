@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from vitdream.cli import fail_clearly
+from vitdream.cli import fail_clearly, given
 
 
 @click.command(name="classify")
@@ -16,11 +16,12 @@ from vitdream.cli import fail_clearly
 @click.option("--model", "model", default=None, help="Hub id or local directory (default: the embedded mini ViT).")
 @click.option("--top-k", "top_k", default=5, show_default=True, type=click.IntRange(min=1), help="Labels per image.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
-@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
+@click.option("--batch-size", default=None, type=click.IntRange(min=1), help="Images per batch (default: 16).")
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:1 ... (default: auto).")
 @click.option("--allow-pickle", is_flag=True, help="Allow legacy pickle weights (pytorch_model.bin); trusted files only.")
 @fail_clearly
-def classify_command(images: tuple[str, ...], model: str | None, top_k: int, as_json: bool, batch_size: int, device: str, allow_pickle: bool) -> None:
+def classify_command(images: tuple[str, ...], model: str | None, top_k: int, as_json: bool, batch_size: int | None,
+                     device: str | None, allow_pickle: bool) -> None:
     """Classify image files, folders or globs. Bad images are reported and the rest still classified;
     the exit status is 1 when any image failed."""
     from vitdream.images import expand_sources
@@ -29,7 +30,7 @@ def classify_command(images: tuple[str, ...], model: str | None, top_k: int, as_
     sources = [s for spec in images for s in expand_sources(spec)]
     if not sources:
         raise click.ClickException(f"no image files found in {' '.join(images)}")
-    clf = load_classifier(model, batch_size=batch_size, device=device, allow_pickle=allow_pickle)
+    clf = load_classifier(model, **given(batch_size=batch_size, device=device, allow_pickle=allow_pickle))
     results = clf.classify(sources, top_k=top_k)
     click.echo(json.dumps(as_records(sources, results), indent=2) if as_json else format_text(sources, results))
     for bad in results.failures:
