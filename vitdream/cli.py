@@ -74,6 +74,26 @@ def plugins_command(as_json: bool, show_all: bool) -> None:
             click.echo(f"\n--- {name} ---\n{tb}")
 
 
+@cli.command(name="train")
+@click.argument("trainer")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="A trainer option (YAML value), repeatable.")
+@click.option("--resume", default=None, help="'latest' or a checkpoint path, where the trainer can resume.")
+@click.option("--export", "export_dir", default=None, type=click.Path(file_okay=False),
+              help="Export the trained model here when training finishes.")
+@fail_clearly
+def train_command(trainer: str, overrides: tuple[str, ...], resume: str | None, export_dir: str | None) -> None:
+    """Run any registered TRAINER (see `vitdream plugins`), e.g. `vitdream train vit-finetune --set data=pics/
+    --set output_dir=runs/pets`. Every trainer follows the same run protocol (vitdream.base.Trainer)."""
+    from vitdream.components import create
+
+    run = create("trainers", trainer, **parse_key_values(overrides, "--set"))
+    run.fit(resume=resume)
+    status = run.log.of_type("status")
+    click.echo(f"{run.state}: {status[-1]['message'] if status else ''}")
+    if export_dir and run.state == "finished":
+        click.echo(f"exported {run.export(export_dir)}")
+
+
 def format_plugins(infos: list[dict[str, Any]]) -> str:
     """A readable, one-block-per-plugin listing."""
     lines = []
