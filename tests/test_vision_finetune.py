@@ -127,3 +127,27 @@ def test_live_curves_widget_draws_from_the_run_events(run):
     assert len(curves.steps) == 6 and len(curves.epochs) == 3
     assert bytes(curves.plot.value).startswith(b"\x89PNG")  # epoch events force a redraw
     assert "step 6" in curves.status.value and "val acc" in curves.status.value
+
+
+def test_vit_finetune_is_a_trainer_run_and_watched_like_dreambooth(base, folder, tmp_path):
+    from vitdream.components import create
+    from vitdream.widgets.train import train
+
+    run = create("trainers", "vit-finetune", folder, base, output_dir=tmp_path / "run", epochs=2, batch_size=4)
+    run.progress = False
+    dashboard = train(run)
+    stop_at_two = lambda e: e["type"] == "step" and e["step"] == 2 and run.stop(wait=False)  # noqa: E731
+    run.subscribe(stop_at_two)
+    run.start()
+    assert run.running
+    run.wait(120)
+    assert run.state == "stopped" and run.error is None and run.history()[-1]["step"] == 2
+    dashboard.render()
+    planned = run.log.of_type("start")[0]["max_steps"]
+    assert dashboard.progress.value == 2 and dashboard.progress.max == planned == 8  # 4 batches of 4 a epoch, 2 epochs
+    assert "stopped" in dashboard.status.value and bytes(dashboard.plot.value).startswith(b"\x89PNG")
+    run.unsubscribe(stop_at_two)
+    run.fit()  # again, to the end
+    assert run.state == "finished" and run.history()[-1]["step"] == 8
+    exported = run.export(tmp_path / "copy")
+    assert vd.load_classifier(exported).labels == ["blue", "red"] == run.result.classes
