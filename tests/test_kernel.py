@@ -243,10 +243,16 @@ def test_backend_in_the_cli(plugin, pictures):
 def test_index_api_widget_and_cli(plugin, pictures, tmp_path):
     index = vd.build_index(pictures, embedder=vd.load_embedder("mean-colour"), kind="list-index", out=tmp_path / "idx")
     assert len(index) == 6 and [Path(f.source).name for f in index.failures] == ["broken.png"]
-    hits = index.search(pictures / "red-1.png", k=2)
+    hits = index.search(pictures / "red-1.png", top_k=2)
     assert {Path(h.path).name for h in hits} == {"red-0.png", "red-1.png"} and hits[0].score == pytest.approx(1.0)
+    # one rule for single vs batch, one name for how many results (the old ``k`` still works, with a warning)
+    batch = index.search([pictures / "red-1.png", pictures / "blue-0.png"], top_k=2)
+    assert [[h.path for h in hits] for hits in batch][0] == [h.path for h in hits] and len(batch) == 2
+    assert len(index.search(str(pictures / "green-*.png"), top_k=1)) == 2  # a glob is a batch too
+    with pytest.warns(DeprecationWarning, match="'k' is deprecated, use 'top_k'"):
+        assert index.search(pictures / "red-1.png", k=2) == hits
     reloaded = vd.load_index(tmp_path / "idx")  # reloads the embedder from the manifest: load_embedder(model, backend)
-    assert [h.path for h in reloaded.search(pictures / "red-1.png", k=2)] == [h.path for h in hits]
+    assert [h.path for h in reloaded.search(pictures / "red-1.png", top_k=2)] == [h.path for h in hits]
 
     from vitdream.widgets.search import search
 

@@ -62,20 +62,20 @@ def test_build_indexes_good_files_and_reports_bad_ones(world):
     assert "empty" in bad["empty.jpg"] and all(bad.values())
     assert index.last_report.added == 12 and len(index.last_report.failures) == 3
     for path in world["good"]:
-        top = index.search(path, k=3)[0]
+        top = index.search(path, top_k=3)[0]
         assert top.path == path and top.score > 0.999
 
 
 def test_every_query_form_finds_the_same_image(world):
     index, path = world["index"], world["good"][4]
-    expected = [h.path for h in index.search(path, k=5)]
+    expected = [h.path for h in index.search(path, top_k=5)]
     image = Image.open(path)
     raw = open(path, "rb").read()
-    for query in (image, raw, np.asarray(image), index.search(path, k=1)[0], index.item(index.search(path, k=1)[0].id).id):
-        assert [h.path for h in index.search(query, k=5)] == expected
+    for query in (image, raw, np.asarray(image), index.search(path, top_k=1)[0], index.item(index.search(path, top_k=1)[0].id).id):
+        assert [h.path for h in index.search(query, top_k=5)] == expected
     vector = index.query_vector(path)
-    assert [h.path for h in index.search(vector, k=5)] == expected
-    assert [[h.path for h in hits] for hits in index.search_many([path, path], k=5)] == [expected, expected]
+    assert [h.path for h in index.search(vector, top_k=5)] == expected
+    assert [[h.path for h in hits] for hits in index.search_many([path, path], top_k=5)] == [expected, expected]
     with pytest.raises(IndexMismatchError, match="dimension 7.*dimension-32"):
         index.search(np.ones(7, np.float32))
     with pytest.raises(vd.errors.ImageLoadError, match="no such file"):
@@ -85,7 +85,7 @@ def test_every_query_form_finds_the_same_image(world):
 @pytest.mark.parametrize("kind", ["faiss-hnsw", "faiss-ivf"])
 def test_rebuild_as_another_kind_then_save_load_round_trip(world, kind, tmp_path):
     index = vd.build_index(world["good"][:8], embedder=world["embedder"], kind="faiss-flat")
-    exact = [[h.path for h in hits] for hits in index.search_many(world["good"][:8], k=4)]
+    exact = [[h.path for h in hits] for hits in index.search_many(world["good"][:8], top_k=4)]
     index.rebuild(kind, **({"ef_search": 64} if kind == "faiss-hnsw" else {}))  # no re-embedding
     assert index.kind == kind and type(index.vectors).id == kind
     knob = "ef_search" if kind == "faiss-hnsw" else "nprobe"
@@ -94,12 +94,12 @@ def test_rebuild_as_another_kind_then_save_load_round_trip(world, kind, tmp_path
     with pytest.raises(vd.errors.OptionsError, match=knob):
         index.configure(**{knob: 0})
     index.configure(**{knob: 64})
-    assert [[h.path for h in hits] for hits in index.search_many(world["good"][:8], k=4)] == exact  # tiny: exact anyway
+    assert [[h.path for h in hits] for hits in index.search_many(world["good"][:8], top_k=4)] == exact  # tiny: exact anyway
     index.save(tmp_path / "idx.vdindex")
     loaded = vd.load_index(tmp_path / "idx.vdindex")
     assert loaded.kind == kind and loaded.vectors.options == index.vectors.options
     for path in world["good"][:8]:
-        assert loaded.search(path, k=4) == index.search(path, k=4)  # identical paths, scores, ids
+        assert loaded.search(path, top_k=4) == index.search(path, top_k=4)  # identical paths, scores, ids
     manifest = json.loads(next((tmp_path / "idx.vdindex").glob("v*/manifest.json")).read_text())
     assert manifest["embedder"]["weights"] == world["embedder"].describe()["weights"]
     assert {"dim": 32, "count": 8, "kind": kind, "normalize": True, "layer": -1, "pool": "cls"}.items() <= manifest.items()
@@ -110,8 +110,8 @@ def test_loaded_index_reloads_its_embedder_for_image_queries(world, tmp_path):
     world["index"].save(tmp_path / "a.vdindex")
     loaded = vd.load_index(tmp_path / "a.vdindex")
     assert loaded._embedder is None  # lazy: vector/id queries need no model
-    assert loaded.search(world["good"][0], k=1)[0].path == world["good"][0]
-    assert loaded.search(Image.open(world["good"][1]), k=1)[0].path == world["good"][1]
+    assert loaded.search(world["good"][0], top_k=1)[0].path == world["good"][0]
+    assert loaded.search(Image.open(world["good"][1]), top_k=1)[0].path == world["good"][1]
 
 
 def test_mismatched_embedder_is_refused(world, tmp_path):
@@ -136,16 +136,16 @@ def test_resume_extends_without_re_embedding(world, tmp_path):
     paths = [noise_image(folder / f"a{i}.png", 200 + i) for i in range(5)]
     out = tmp_path / "grow.vdindex"
     first = vd.build_index(folder, embedder=world["embedder"], out=out)
-    old_id = first.search(paths[0], k=1)[0].id
+    old_id = first.search(paths[0], top_k=1)[0].id
     new = [noise_image(folder / f"b{i}.png", 300 + i) for i in range(3)]
     noise_image(folder / "a0.png", 999, size=48)  # edited: new size and mtime
     again = vd.build_index(folder, embedder=world["embedder"], out=out)
     report = again.last_report
     assert (report.added, report.updated, report.unchanged) == (3, 1, 4)
     assert len(again) == 8 and len(vd.load_index(out)) == 8
-    top = again.search(paths[0], k=1)[0]
+    top = again.search(paths[0], top_k=1)[0]
     assert top.path == paths[0] and top.id != old_id and top.score > 0.999
-    assert again.search(new[2], k=1)[0].path == new[2]
+    assert again.search(new[2], top_k=1)[0].path == new[2]
 
 
 def test_near_duplicates_are_paired(world, tmp_path):
@@ -168,17 +168,17 @@ def test_checkpoints_while_building(world, tmp_path):
 
 def test_remove_by_path_and_id(world):
     index = vd.build_index(world["good"], embedder=world["embedder"])
-    victim = index.search(world["good"][2], k=1)[0]
+    victim = index.search(world["good"][2], top_k=1)[0]
     assert index.remove([world["good"][1], victim.id, "/nope.png"]) == 2
     assert len(index) == 10 and world["good"][1] not in index
-    assert all(h.path not in (world["good"][1], world["good"][2]) for h in index.search(world["good"][2], k=10))
+    assert all(h.path not in (world["good"][1], world["good"][2]) for h in index.search(world["good"][2], top_k=10))
 
 
 @pytest.mark.parametrize("crash_at", ["writing the table", "before the snapshot rename", "writing CURRENT"])
 def test_crash_during_save_leaves_the_previous_index_loadable(world, tmp_path, crash_at):
     path = tmp_path / "safe.vdindex"
     world["index"].save(path)
-    before = [h.path for h in vd.load_index(path).search(world["index"].query_vector(world["good"][0]), k=12)]
+    before = [h.path for h in vd.load_index(path).search(world["index"].query_vector(world["good"][0]), top_k=12)]
     script = textwrap.dedent(
         f"""
         import os, sys
@@ -209,7 +209,7 @@ def test_crash_during_save_leaves_the_previous_index_loadable(world, tmp_path, c
     assert result.returncode == 17, result.stderr
     survivor = vd.load_index(path)
     assert len(survivor) == 12
-    assert [h.path for h in survivor.search(survivor.query_vector(world["good"][0]), k=12)] == before
+    assert [h.path for h in survivor.search(survivor.query_vector(world["good"][0]), top_k=12)] == before
     survivor.remove(survivor.paths[:1])
     survivor.save()  # the next save works and sweeps the leftovers
     assert len(vd.load_index(path)) == 11
@@ -264,13 +264,13 @@ def test_a_third_party_index_kind_works_by_id(world, tmp_path, fresh_plugins):
 
     fresh_plugins.register_plugin(Plugin(), name="tiny-plugin")
     index = vd.build_index(world["good"], embedder=world["embedder"], kind="tiny-exact")
-    expected = world["index"].search(world["good"][3], k=5)
-    assert [(h.path, h.id) for h in index.search(world["good"][3], k=5)] == [(h.path, h.id) for h in expected]
+    expected = world["index"].search(world["good"][3], top_k=5)
+    assert [(h.path, h.id) for h in index.search(world["good"][3], top_k=5)] == [(h.path, h.id) for h in expected]
     index.remove([world["good"][0]])
     index.save(tmp_path / "tiny.vdindex")
     loaded = vd.load_index(tmp_path / "tiny.vdindex")
     assert isinstance(loaded.vectors, TinyExact) and len(loaded) == 11
-    assert loaded.search(world["good"][3], k=3) == index.search(world["good"][3], k=3)
+    assert loaded.search(world["good"][3], top_k=3) == index.search(world["good"][3], top_k=3)
 
 
 def test_environment_swaps_the_default_kind(world, monkeypatch):
@@ -285,9 +285,9 @@ def test_environment_swaps_the_default_kind(world, monkeypatch):
 
 def test_map_highlights_query_and_neighbours(world):
     index = world["index"]
-    m = index.map(query=world["good"][5], k=4)
+    m = index.map(query=world["good"][5], top_k=4)
     assert m.method == "pca" and m.points.shape == (12, 2)
-    assert [h.path for h in m.neighbours] == [h.path for h in index.search(world["good"][5], k=4)]
+    assert [h.path for h in m.neighbours] == [h.path for h in index.search(world["good"][5], top_k=4)]
     assert np.isfinite(m.query_point).all()
     # the query is an indexed image: its star sits on its own point
     own = m.points[list(m.ids).index(m.neighbours[0].id)]

@@ -1,7 +1,7 @@
 """Embedding search over image files: ``build_index`` / ``load_index`` return an :class:`ImageIndex`.
 
     idx = vd.build_index("photos/", embedder=vd.load_embedder(), kind="faiss-flat", out="photos.vdindex")
-    idx.search("query.jpg", k=10)          # [Hit(path, score, id), ...]
+    idx.search("query.jpg", top_k=10)      # [Hit(path, score, id), ...]; a list of queries -> a list per query
 
 Index kinds come from plugins (``vitdream plugins``): ``faiss-flat`` (exact), ``faiss-hnsw``,
 ``faiss-ivf``, or any third-party :class:`vitdream.base.VectorIndex`. ``kind=None`` uses

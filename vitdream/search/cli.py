@@ -42,14 +42,14 @@ def build(source: str, out: str, model: str | None, kind: str | None, layer: int
 @index.command()
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
 @click.argument("image")
-@click.option("-k", "k", default=10, show_default=True, help="Number of neighbours.")
+@click.option("-k", "--top-k", "k", default=10, show_default=True, help="Number of neighbours.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: [{path, score, id}, ...].")
 @fail_clearly
 def search(path: str, image: str, k: int, as_json: bool) -> None:
     """Print the K images of the index at PATH most similar to IMAGE."""
     from vitdream.search import load_index
 
-    hits = load_index(path).search(image, k=k)
+    hits = load_index(path).search(image, top_k=k)
     if as_json:
         click.echo(json.dumps([{"path": h.path, "score": round(h.score, 6), "id": h.id} for h in hits]))
         return

@@ -18,6 +18,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from vitdream.errors import VitdreamError
+from vitdream.base.batching import as_sources, is_single
+from vitdream.deprecation import renamed_count
 from vitdream.images import BadImage, describe_source, expand_sources
 from vitdream.search import storage
 from vitdream.search.table import Item, ItemTable
@@ -282,21 +284,30 @@ class ImageIndex:
         self.index_options.update(knobs)
 
     # -- searching --------------------------------------------------------------------------
-    def search(self, query: Any, k: int = 10) -> list[Hit]:
-        """The ``k`` most similar images to ``query``: an image (path, PIL, array, bytes), an
-        indexed path or id, a :class:`Hit` ("more like this"), or an embedding vector."""
-        return self.search_vectors(self.query_vector(query), k)[0]
+    def search(self, query: Any, top_k: int = 10, *, k: int | None = None) -> list[Hit] | list[list[Hit]]:
+        """The ``top_k`` most similar images to ``query``: an image (path, PIL, array, bytes), an
+        indexed path or id, a :class:`Hit` ("more like this"), or an embedding vector.
 
-    def search_many(self, queries: Sequence[Any], k: int = 10) -> list[list[Hit]]:
+        The rule of every vitdream call: one query -> one result (``list[Hit]``); a batch (a list,
+        tuple, folder or glob) -> one hit list per query (as :meth:`search_many`). ``k``: the old
+        name of ``top_k`` (deprecated)."""
+        top_k = renamed_count(top_k, k, "search")
+        if isinstance(query, (list, tuple)) or (isinstance(query, (str, os.PathLike)) and not is_single(query)):
+            return self.search_many(as_sources(query), top_k)
+        return self.search_vectors(self.query_vector(query), top_k)[0]
+
+    def search_many(self, queries: Sequence[Any], top_k: int = 10, *, k: int | None = None) -> list[list[Hit]]:
         """One hit list per query (queries as accepted by :meth:`search`)."""
+        top_k = renamed_count(top_k, k, "search_many")
         if not len(queries):
             return []
-        return self.search_vectors(np.vstack([self.query_vector(q) for q in queries]), k)
+        return self.search_vectors(np.vstack([self.query_vector(q) for q in queries]), top_k)
 
-    def search_vectors(self, vectors: Any, k: int = 10) -> list[list[Hit]]:
+    def search_vectors(self, vectors: Any, top_k: int = 10, *, k: int | None = None) -> list[list[Hit]]:
         """One hit list per row of ``vectors`` (n, dim)."""
+        k = renamed_count(top_k, k, "search_vectors")
         if int(k) < 1:
-            raise ValueError(f"k must be at least 1 (got {k})")
+            raise ValueError(f"top_k must be at least 1 (got {k})")
         vectors = np.atleast_2d(np.asarray(vectors, np.float32))
         if self.vectors is None or not len(self):
             return [[] for _ in vectors]
@@ -353,12 +364,13 @@ class ImageIndex:
         return vector[0]
 
     # -- views ------------------------------------------------------------------------------
-    def map(self, query: Any = None, k: int = 10, *, method: str = "auto", max_points: int = 5000, seed: int = 0) -> Any:
-        """A 2-D map of the index (PCA, or UMAP if installed), the query and its neighbours
+    def map(self, query: Any = None, top_k: int = 10, *, method: str = "auto", max_points: int = 5000, seed: int = 0,
+            k: int | None = None) -> Any:
+        """A 2-D map of the index (PCA, or UMAP if installed), the query and its ``top_k`` neighbours
         highlighted. Returns a :class:`vitdream.search.projection.IndexMap` (shows in Jupyter)."""
         from vitdream.search.projection import draw_map
 
-        return draw_map(self, query=query, k=k, method=method, max_points=max_points, seed=seed)
+        return draw_map(self, query=query, k=renamed_count(top_k, k, "map"), method=method, max_points=max_points, seed=seed)
 
     def thumbnail(self, id_or_path: Any, size: int = 128) -> bytes | None:
         """JPEG bytes of a small thumbnail (generated on first request, then cached), None if unreadable."""

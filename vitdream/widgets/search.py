@@ -76,7 +76,7 @@ class SearchWidget(w.VBox):
         """Search for ``query`` (anything :meth:`ImageIndex.search` accepts) and show the results."""
         self._query = query
         try:
-            self.hits = self.index.search(query, k=self.k_slider.value)
+            self.hits = self.index.search(query, top_k=self.k_slider.value)
         except Exception as exc:  # shown in the widget: a notebook user sees why
             self.error = f"{type(exc).__name__}: {exc}"
             self.status.value = f"<span style='color:#c92a2a'>{html.escape(self.error)}</span>"
@@ -118,7 +118,7 @@ class SearchWidget(w.VBox):
 
     def _draw_map(self) -> None:
         try:
-            self.map_image.value = self.index.map(self._query, k=self.k_slider.value).png()
+            self.map_image.value = self.index.map(self._query, top_k=self.k_slider.value).png()
         except Exception as exc:
             self.status.value += f"<br><span style='color:#c92a2a'>map: {html.escape(str(exc))}</span>"
 
