@@ -332,7 +332,7 @@ def test_sampler_api_widget_and_cli(plugin, tmp_path):
 
 # -- trainer --------------------------------------------------------------------------------------
 def test_trainer_run_protocol(plugin, tmp_path):
-    run = vd.components.create("trainers", "counting", steps=4)
+    run = vd.create_run("counting", steps=4)
     assert run.state == "idle" and run.max_steps == 4 and not run.running and run.latest_checkpoint() is None
     seen = []
     run.subscribe(seen.append)

@@ -32,6 +32,7 @@ _LAZY: dict[str, str] = {
     "load_index": "vitdream.search:load_index",
     "load_generator": "vitdream.generation:load_generator",
     "dreambooth": "vitdream.dreambooth:dreambooth",
+    "create_run": "vitdream.components:create_run",
     "evaluate_dreambooth": "vitdream.evaluation:evaluate_dreambooth",
     "datasets": "vitdream.datasets",
     "widgets": "vitdream.widgets",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vitdream.errors import UnknownIdError, VitdreamError
 from vitdream.plugins import get_registry
 from vitdream.registry import Entry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vitdream.base import Trainer
 
 
 def get_entry(kind: str, id: str) -> Entry:
@@ -17,6 +20,12 @@ def get_entry(kind: str, id: str) -> Entry:
 def create(kind: str, id: str, *args: Any, **options: Any) -> Any:
     """Instantiate component ``id`` of ``kind`` with ``options``."""
     return get_entry(kind, id).create(*args, **options)
+
+
+def create_run(trainer: str, *args: Any, **options: Any) -> "Trainer":
+    """An unstarted run of the registered ``trainer`` (``"dreambooth"``, ``"vit-finetune"``, a plugin's...):
+    ``fit()`` blocks, ``start()`` trains in the background, ``vd.widgets.train(run)`` watches it."""
+    return create("trainers", trainer, *args, **options)
 
 
 def backends_for(task: str) -> list[Entry]:

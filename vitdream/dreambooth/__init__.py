@@ -14,15 +14,19 @@ from __future__ import annotations
 import os
 import sys
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vitdream.dreambooth.config import DreamBoothConfig, load_yaml
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vitdream.dreambooth.trainer import DreamBoothTrainer
 
 __all__ = ["DreamBoothConfig", "dreambooth", "load_yaml"]
 
 
-def dreambooth(config: str | os.PathLike | None = None, *, trainer: str | None = None, **options: Any) -> Any:
-    """A DreamBooth run (not started): ``fit()``, ``start()``, ``stop()``, ``export(dir)``, ``events``.
+def dreambooth(config: str | os.PathLike | None = None, *, trainer: str | None = None, **options: Any) -> "DreamBoothTrainer":
+    """A DreamBooth run (not started) with the run protocol of :class:`vitdream.base.Trainer`:
+    ``fit()``, ``start()``, ``stop()``, ``export(dir)``, ``events``, ``subscribe()``.
 
     ``config``: an optional YAML file of options; keyword ``options`` override it. ``trainer``:
     the trainer plugin id, ``"dreambooth"`` (full fine-tune, default) or ``"dreambooth-lora"``.
@@ -36,7 +40,7 @@ def dreambooth(config: str | os.PathLike | None = None, *, trainer: str | None =
 class _CallableModule(types.ModuleType):
     """``vd.dreambooth(...)`` works even after ``import vitdream.dreambooth`` made the attribute this package."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> "DreamBoothTrainer":
         return dreambooth(*args, **kwargs)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vitdream.base import Generator
 
 
-def load_generator(model: Any = None, *, backend: str | None = None, **options: Any) -> Any:
+def load_generator(model: Any = None, *, backend: str | None = None, **options: Any) -> "Generator":
     """A :class:`vitdream.base.Generator` for ``model`` (None: the embedded mini SD).
 
     ``model`` may be a local diffusers directory (e.g. a DreamBooth export), a hub id, or an

@@ -8,7 +8,11 @@ optionally the last encoder layers) on ``folder/<class>/*.jpg``.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vitdream.base import Classifier, Embedder
+    from vitdream.vision.finetuning import FinetuneResult
 
 __all__ = ["load_classifier", "load_embedder", "finetune"]
 
@@ -20,7 +24,7 @@ def _load(task: str, model: Any, backend: str | None, options: dict[str, Any]) -
     return resolve_backend(task, ref, backend).create(model=ref, **options)
 
 
-def load_classifier(model: str | os.PathLike | None = None, *, backend: str | None = None, **options: Any) -> Any:
+def load_classifier(model: str | os.PathLike | None = None, *, backend: str | None = None, **options: Any) -> "Classifier":
     """A classifier for ``model`` (hub id, local directory, or None = the embedded mini ViT).
 
     Options of the built-in backend: ``device``, ``dtype``, ``allow_pickle``, ``revision``,
@@ -29,7 +33,7 @@ def load_classifier(model: str | os.PathLike | None = None, *, backend: str | No
     return _load("classify", model, backend, options)
 
 
-def load_embedder(model: str | os.PathLike | None = None, *, backend: str | None = None, **options: Any) -> Any:
+def load_embedder(model: str | os.PathLike | None = None, *, backend: str | None = None, **options: Any) -> "Embedder":
     """An embedder for ``model``; ``embed(images, layer=-1, pool="cls", normalize=False)``."""
     return _load("embed", model, backend, options)
 
