@@ -377,3 +377,19 @@ def test_trainer_in_the_cli(plugin, tmp_path):
     assert json.loads((tmp_path / "out" / "steps.json").read_text()) == [1, 2, 3]
     bad = invoke("train", "counting", "--set", "stpes=3")
     assert bad.exit_code == 1 and "unknown option 'stpes'" in bad.output
+
+
+# -- the plugin author's documentation is true ----------------------------------------------------
+def test_the_plugin_docs_examples_run(fresh_plugins, capsys):
+    import re
+
+    text = (Path(vd.__file__).parent.parent / "docs" / "plugins.md").read_text(encoding="utf-8")
+    namespace: dict = {}
+    for block in re.findall(r"```python\n(.*?)```", text, re.S):
+        exec(compile(block, "docs/plugins.md", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "[Prediction(label='dark', score=1.0)]" in out and "finished [1, 2, 3, 4]" in out
+    assert "BadImage(index=1" in out
+    white = namespace["MeanColour"](scale=2.0).embed([np.full((4, 4, 3), 255, np.uint8), b"bad"], normalize=False)
+    np.testing.assert_allclose(white, [[510.0, 510.0, 510.0]])
+    assert len(white.failures) == 1

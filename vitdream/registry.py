@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from vitdream.errors import DuplicateIdError, UnknownIdError, VitdreamError, singular
 
 KINDS: tuple[str, ...] = ("backends", "trainers", "samplers", "indexes")
-
-Target = "type | Callable[..., Any] | str"
 
 
 @dataclass
