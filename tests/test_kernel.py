@@ -393,3 +393,18 @@ def test_the_plugin_docs_examples_run(fresh_plugins, capsys):
     white = namespace["MeanColour"](scale=2.0).embed([np.full((4, 4, 3), 255, np.uint8), b"bad"], normalize=False)
     np.testing.assert_allclose(white, [[510.0, 510.0, 510.0]])
     assert len(white.failures) == 1
+
+
+def test_lazy_registrations_agree_with_the_classes_they_name(fresh_plugins):
+    """Built-ins register "module:Class" strings (listing plugins imports nothing); what the string's
+    class declares must match what was registered, checked when it is first loaded."""
+    from vitdream.registry import Entry
+
+    registry = fresh_plugins.get_registry()
+    lazy = [e for e in registry if isinstance(e.target, str) and e.plugin.startswith("vitdream.default_plugins")]
+    assert {"transformers-vit", "diffusers-sd", "vit-finetune", "dreambooth", "faiss-flat", "ddim"} <= {e.id for e in lazy}
+    for entry in lazy:
+        assert entry.load() is not None  # raises on a disagreement
+    drifted = Entry("backends", "vit", "vitdream.vision.backend:TransformersViT", "someone", meta={"tasks": ["classify"]})
+    with pytest.raises(vd.errors.VitdreamError, match="registered with id 'vit' but .* declares 'transformers-vit'"):
+        drifted.load()

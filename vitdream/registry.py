@@ -40,10 +40,26 @@ class Entry:
                 obj: Any = importlib.import_module(module)
                 for part in attr.split("."):
                     obj = getattr(obj, part)
+                self._check_declared(obj)
                 self._loaded = obj
             else:
                 self._loaded = self.target
         return self._loaded
+
+    def _check_declared(self, target: Any) -> None:
+        """A lazy target's metadata is stated at registration (so listing plugins imports nothing); a
+        class that also declares ``id`` or ``tasks`` must agree, so the two can never drift apart."""
+        declared = {"id": getattr(target, "id", None) or None, "tasks": getattr(target, "tasks", None)}
+        registered = {"id": self.id, "tasks": self.meta.get("tasks")}
+        for key in ("id", "tasks"):
+            mine, theirs = declared[key], registered[key]
+            if mine is None or theirs is None:
+                continue
+            if (sorted(mine) if key == "tasks" else mine) != (sorted(theirs) if key == "tasks" else theirs):
+                raise VitdreamError(
+                    f"{singular(self.kind)} {self.id!r} of plugin {self.plugin!r}: registered with {key} {theirs!r} "
+                    f"but {self.target} declares {mine!r}; make them agree"
+                )
 
     def create(self, *args: Any, **kwargs: Any) -> Any:
         """Instantiate the component."""
