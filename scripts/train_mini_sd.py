@@ -201,12 +201,12 @@ def train_vae(args, work: Path):
     torch.manual_seed(args.seed)
     vae = AutoencoderKL.from_pretrained(args.vae_init) if args.vae_init else build_vae()
     log(f"stage 1: VAE {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M params, {args.vae_steps} steps")
-    ds = ShapesDataset(args.vae_steps * args.vae_batch, seed=args.seed + 1, held_out=())
-    opt = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
+    ds = ShapesDataset(args.vae_steps * args.vae_batch, seed=args.seed + (101 if args.vae_init else 1), held_out=())
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
     t0 = time.time()
     for step in range(args.vae_steps):
         for g in opt.param_groups:
-            g["lr"] = 2e-3 * lr_factor(step / args.vae_steps)
+            g["lr"] = args.vae_lr * lr_factor(step / args.vae_steps)
         x = images_tensor(ds, range(step * args.vae_batch, (step + 1) * args.vae_batch))
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample()).sample
@@ -352,6 +352,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--vae-steps", type=int, default=1200)
+    p.add_argument("--vae-lr", type=float, default=2e-3)
     p.add_argument("--vae-init", type=Path, default=None, help="fine-tune this saved VAE instead of a new one")
     p.add_argument("--vae-batch", type=int, default=16)
     p.add_argument("--n-latents", type=int, default=20000)

@@ -118,6 +118,36 @@ def shape_of(label: str) -> str:
     return label.strip().split()[-1] if label.strip() else ""
 
 
+def world_checks(images: Sequence[Any], prompts: Sequence[str], classifier: Any = None) -> list[dict[str, bool]]:
+    """Per image, whether it shows each attribute its shapes-world prompt names
+    (:func:`vitdream.datasets.reading.parse_caption`), plus ``"all"``: colours, pattern and background
+    by the model-free pixel reader (:func:`vitdream.datasets.reading.read_look`), the shape by
+    ``classifier``'s top-1 label (default: the embedded mini ViT)."""
+    from vitdream.datasets.reading import parse_caption, read_look
+
+    if len(images) != len(prompts):
+        raise VitdreamError(f"world_checks: {len(images)} images but {len(prompts)} prompts")
+    wanted = [parse_caption(p) for p in prompts]
+    labels: list[str | None] = [None] * len(images)
+    if any("shape" in w for w in wanted):
+        if classifier is None:
+            from vitdream.vision import load_classifier
+
+            classifier = load_classifier(progress=False)
+        labels = [p[0].label if p else None for p in classifier.classify(list(images), top_k=1)]
+    rows = []
+    for image, want, label in zip(images, wanted, labels):
+        look = read_look(image)
+        row = {key: getattr(look, key) == value for key, value in want.items() if key != "shape"}
+        if want.get("pattern") == "plain" and "colour2" not in want:
+            row["pattern"] = look.pattern == "plain"
+        if "shape" in want:
+            row["shape"] = label is not None and shape_of(label) == want["shape"]
+        row["all"] = all(row.values())
+        rows.append(row)
+    return rows
+
+
 # -- results ----------------------------------------------------------------------------------------------
 class MetricsTable:
     """A small table (rows of dicts) with a readable text and HTML repr; ``to_pandas()`` when pandas is there."""

@@ -100,3 +100,36 @@ def read_look(image: Any, tolerance: float = 80.0, min_coverage: float = 0.04) -
     if middle is not None and middle != upper:
         return Look(background, "striped", upper, middle, coverage)
     return Look(background, "plain", upper, None, coverage)
+
+
+def parse_caption(text: str) -> dict[str, str]:
+    """The attributes a world caption names (the inverse of :func:`vitdream.datasets.shapes.caption`):
+    any of ``shape``, ``colour``, ``colour2``, ``pattern``, ``background``. Words outside the world's
+    grammar (an identifier such as ``sks``) are ignored.
+
+    >>> parse_caption("a photo of a red and green two-tone star on a blue background")["colour2"]
+    'green'
+    """
+    import re
+
+    from vitdream.datasets.shapes import BACKGROUNDS, PATTERNS, SHAPES
+
+    found: dict[str, str] = {}
+    text = text.lower()
+    context = re.search(r"\bon an? (\w+) background\b", text)
+    if context and context.group(1) in BACKGROUNDS:
+        found["background"] = context.group(1)
+        text = text[:context.start()]
+    words = re.findall(r"[a-z]+(?:-[a-z]+)?", text)
+    shapes = [w for w in words if w in SHAPES]
+    if shapes:
+        found["shape"] = shapes[-1]
+    patterns = [w for w in words if w in PATTERNS]
+    if patterns:
+        found["pattern"] = patterns[-1]
+    colours = [w for w in words if w in COLOURS]
+    if colours:
+        found["colour"] = colours[0]
+        if len(colours) > 1:
+            found["colour2"] = colours[1]
+    return found
