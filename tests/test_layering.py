@@ -17,9 +17,6 @@ KERNEL = {"vitdream.base", "vitdream.errors", "vitdream.events", "vitdream.image
 BACKENDS = {"vitdream.vision", "vitdream.generation", "vitdream.dreambooth", "vitdream.search",
             "vitdream.datasets", "vitdream.evaluation", "vitdream.lightning", "vitdream.components"}
 VIEWS = {"vitdream.widgets", "vitdream.notebook"}  # the only layer that displays widgets
-# Package cycles that exist today and are being removed elsewhere (datasets.subject <-> evaluation);
-# the test fails on any other cycle. Delete the entry once that fix is merged.
-KNOWN_CYCLES = [{"vitdream.datasets", "vitdream.evaluation", "vitdream.vision"}]
 
 
 def module_name(path: Path) -> str:
@@ -122,7 +119,7 @@ def package_cycles() -> list[set[str]]:
 
 
 def test_no_import_cycles_between_packages():
-    assert [c for c in package_cycles() if c not in KNOWN_CYCLES] == []
+    assert package_cycles() == []
 
 
 def test_backends_and_widgets_only_meet_through_the_kernel_contract():
