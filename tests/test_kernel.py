@@ -221,9 +221,7 @@ def test_backend_api_single_batch_failures_and_describe(plugin, pictures):
 
 
 def test_backend_in_the_classify_widget(plugin, pictures):
-    from vitdream.widgets.classify import classify
-
-    widget = classify("mean-colour", images=pictures)
+    widget = vd.widgets.classify("mean-colour", images=pictures)
     assert widget.top_k.max == 3 and len(widget.picker.options) == 8  # 7 files + the placeholder
     widget.picker.value = str(pictures / "green-1.png")  # what picking in the dropdown does
     assert "green" in widget.bars.value and bytes(widget.image.value).startswith(b"\x89PNG")
@@ -254,9 +252,7 @@ def test_index_api_widget_and_cli(plugin, pictures, tmp_path):
     reloaded = vd.load_index(tmp_path / "idx")  # reloads the embedder from the manifest: load_embedder(model, backend)
     assert [h.path for h in reloaded.search(pictures / "red-1.png", top_k=2)] == [h.path for h in hits]
 
-    from vitdream.widgets.search import search
-
-    widget = search(reloaded, k=3)
+    widget = vd.widgets.search(reloaded, k=3)
     widget.path.value = str(pictures / "blue-0.png")  # what typing a path and pressing Enter does
     widget.wait()
     assert widget.error is None and [Path(h.path).name.split("-")[0] for h in widget.hits][:2] == ["blue", "blue"]
@@ -287,8 +283,7 @@ def test_generator_api(plugin):
 def test_generator_in_the_generate_widget(plugin, monkeypatch, tmp_path):
     import sys
 
-    from vitdream.widgets.generate import generate
-
+    generate = vd.widgets.generate  # imports vitdream.widgets.generate
     monkeypatch.setattr(sys.modules["vitdream.widgets.generate"], "PREVIEW_INTERVAL_S", 0.0)
     SolidColour.previews = 0
     widget = generate("solid", prompt="blue sky", steps=4, seed=0)
@@ -314,9 +309,7 @@ def test_sampler_api_widget_and_cli(plugin, tmp_path):
     builtin = gen.generate("a red square", sampler="euler", steps=2, seed=1)[0]
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(builtin))  # same scheduler as the built-in Euler
 
-    from vitdream.widgets.generate import generate
-
-    widget = generate(gen, steps=2)
+    widget = vd.widgets.generate(gen, steps=2)
     assert "plain-euler" in [value for _, value in widget.sampler.options]
     widget.prompt.value = "a red square"
     widget.sampler.value = "plain-euler"
@@ -357,11 +350,9 @@ def test_trainer_run_protocol(plugin, tmp_path):
 
 
 def test_trainer_in_the_train_dashboard(plugin):
-    from vitdream.widgets.train import train
-
     run = vd.components.create("trainers", "counting", steps=6)
-    dashboard = train(run)
-    assert train(run) is dashboard and dashboard.progress.max == 6
+    dashboard = vd.widgets.train(run)
+    assert vd.widgets.train(run) is dashboard and dashboard.progress.max == 6
     assert dashboard.resume_button.disabled  # nothing to resume from
     dashboard.start_button.click()
     run.wait(30)

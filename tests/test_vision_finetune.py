@@ -131,8 +131,8 @@ def test_live_curves_widget_draws_from_the_run_events(run):
 
 def test_vit_finetune_is_a_trainer_run_and_watched_like_dreambooth(base, folder, tmp_path):
     from vitdream.components import create
-    from vitdream.widgets.train import train
 
+    train = vd.widgets.train
     run = create("trainers", "vit-finetune", folder, base, output_dir=tmp_path / "run", epochs=2, batch_size=4)
     run.progress = False
     dashboard = train(run)

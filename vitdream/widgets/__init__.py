@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 _WIDGETS: dict[str, str] = {
@@ -25,3 +27,16 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(_WIDGETS)
+
+
+class _WidgetModule(types.ModuleType):
+    """A widget's module that calls its widget function: ``vd.widgets.search(...)`` works even after
+    ``import vitdream.widgets.search`` made the package attribute the module rather than the function."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self, self.__name__.rsplit(".", 1)[1])(*args, **kwargs)
+
+
+def make_callable(module_name: str) -> None:
+    """Called at the end of each widget module (see :class:`_WidgetModule`)."""
+    sys.modules[module_name].__class__ = _WidgetModule

@@ -13,6 +13,8 @@ from typing import Any
 
 import ipywidgets as w
 
+from vitdream.widgets import make_callable
+
 from vitdream.errors import VitdreamError
 
 DISPLAY_SIZE = 224
@@ -94,3 +96,6 @@ def classify(classifier: Any = None, images: Any = None, top_k: int = 5) -> Clas
 
         classifier = load_classifier(classifier)
     return ClassifyWidget(classifier, images=images, top_k=top_k)
+
+
+make_callable(__name__)  # vd.widgets.classify(...) works even where the package attribute is this module

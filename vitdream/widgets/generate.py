@@ -18,6 +18,8 @@ from typing import Any, Sequence
 
 import ipywidgets as w
 
+from vitdream.widgets import make_callable
+
 from vitdream.errors import VitdreamError
 
 DISPLAY_SIZE = 256
@@ -204,3 +206,6 @@ def generate(generator: Any = None, prompt: str = "", **settings: Any) -> Genera
     if prompt:
         widget.request("generate")
     return widget
+
+
+make_callable(__name__)  # vd.widgets.generate(...) works even where the package attribute is this module

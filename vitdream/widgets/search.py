@@ -15,6 +15,8 @@ from typing import Any
 
 import ipywidgets as w
 
+from vitdream.widgets import make_callable
+
 from vitdream.search import Hit, ImageIndex
 
 _PLACEHOLDER = (  # 1x1 light-grey GIF shown until a thumbnail is ready
@@ -171,3 +173,6 @@ def search(index: ImageIndex | str | os.PathLike, k: int = 10, columns: int = 5,
 
         index = load_index(index)
     return SearchWidget(index, k=k, columns=columns, thumb_size=thumb_size, show_map=show_map)
+
+
+make_callable(__name__)  # vd.widgets.search(...) works even where the package attribute is this module

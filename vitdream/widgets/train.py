@@ -19,6 +19,8 @@ from typing import Any
 
 import ipywidgets as W
 
+from vitdream.widgets import make_callable
+
 CURVES = (("loss", "total"), ("instance_loss", "instance"), ("prior_loss", "prior"))
 
 
@@ -173,3 +175,6 @@ class TrainDashboard(W.VBox):
         with self._lock:
             self.message = "stopping at the next step, saving a checkpoint…"
         self._dirty.set()
+
+
+make_callable(__name__)  # vd.widgets.train(...) works even where the package attribute is this module
