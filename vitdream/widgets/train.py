@@ -89,6 +89,7 @@ class TrainDashboard(W.VBox):
                     self.error = ""
             elif kind == "start":
                 self.steps = [s for s in self.steps if s["step"] <= event["step"]]  # a resume rewinds the curve
+                self.epochs = [e for e in self.epochs if e["step"] <= event["step"]]
                 self.max_steps = event.get("max_steps") or self.max_steps
             elif kind == "validation":
                 self.validation = event
