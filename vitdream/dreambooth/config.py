@@ -27,6 +27,11 @@ LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "cons
 #: The std of the offset noise that diffusers' boolean ``--offset_noise`` switches on.
 DIFFUSERS_OFFSET_NOISE = 0.1
 VALIDATION_SCHEDULERS = ("DPMSolverMultistepScheduler", "DDPMScheduler")
+#: Options that need an optional package: (package, what to know).
+NEEDS_PACKAGE = {
+    "enable_xformers_memory_efficient_attention": ("xformers", "without the flag PyTorch's scaled-dot-product attention is used"),
+    "use_8bit_adam": ("bitsandbytes", "its 8-bit AdamW is made for CUDA GPUs"),
+}
 
 
 def _alias(*names: str) -> AliasChoices:
@@ -192,14 +197,14 @@ class DreamBoothConfig(Options):
             raise ValueError(f"not supported: {REFUSED[info.field_name]}")
         return value
 
-    @pydantic.field_validator("enable_xformers_memory_efficient_attention")
+    @pydantic.field_validator("enable_xformers_memory_efficient_attention", "use_8bit_adam")
     @classmethod
-    def _xformers_installed(cls, value: bool) -> bool:
+    def _package_installed(cls, value: bool, info: pydantic.ValidationInfo) -> bool:
         import importlib.util
 
-        if value and importlib.util.find_spec("xformers") is None:
-            raise ValueError("xformers is not installed (diffusers' script refuses this too); without the flag "
-                             "PyTorch's scaled-dot-product attention is used")
+        package, why = NEEDS_PACKAGE[info.field_name]
+        if value and importlib.util.find_spec(package) is None:
+            raise ValueError(f"needs the {package} package, which is not installed (pip install {package}; {why})")
         return value
 
     @pydantic.model_validator(mode="after")
@@ -210,6 +215,10 @@ class DreamBoothConfig(Options):
             raise ValueError("instance_data_dir (instance_images) is required: a folder, glob or list of images")
         if self.with_prior_preservation is False and self.class_prompt:
             warnings.warn("class_prompt without with_prior_preservation: no prior preservation (as diffusers)", stacklevel=2)
+        if self.snr_gamma is not None and self.prior_preservation:
+            warnings.warn("snr_gamma with prior preservation: vitdream weighs each half by its own timesteps; diffusers' "
+                          "train_dreambooth.py weighs only the instance loss, by the whole batch's timesteps, and fails "
+                          "from train_batch_size 2 (see docs/dreambooth.md)", stacklevel=2)
         return self
 
     @pydantic.field_validator("pre_compute_text_embeddings")

@@ -206,11 +206,9 @@ class DreamBoothModule(pl.LightningModule):
         if c.scale_lr:
             lr *= c.gradient_accumulation_steps * c.train_batch_size * max(1, self.trainer.world_size)
         optimizer_class = torch.optim.AdamW
-        if c.use_8bit_adam:
-            try:
-                import bitsandbytes as bnb
-            except ImportError:
-                raise VitdreamError("use_8bit_adam: bitsandbytes is not installed (pip install bitsandbytes)") from None
+        if c.use_8bit_adam:  # the options checked that bitsandbytes is installed
+            import bitsandbytes as bnb
+
             optimizer_class = bnb.optim.AdamW8bit
         optimizer = optimizer_class(
             self.trainable_parameters(), lr=lr, betas=(c.adam_beta1, c.adam_beta2),
