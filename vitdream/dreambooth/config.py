@@ -160,6 +160,8 @@ class DreamBoothConfig(Options):
         if not isinstance(data, dict):
             return data
         given = {ALIASES.get(key, key) for key in data}
+        if data.get("hub_token"):
+            data = {**data, "hub_token": "<hidden>"}  # refused below; never echo a token in an error message
         if data.get("diffusers_defaults"):
             from vitdream.dreambooth.reference import diffusers_defaults
 
@@ -172,8 +174,21 @@ class DreamBoothConfig(Options):
     @pydantic.field_validator("report_to", mode="before")
     @classmethod
     def _split_report_to(cls, value: Any) -> Any:
+        import importlib.util
+
+        if value == "all":  # as diffusers: every integration that is installed
+            return ["tensorboard", "csv"] + (["wandb"] if importlib.util.find_spec("wandb") else [])
         if isinstance(value, str):
-            return ["tensorboard", "csv", "wandb"] if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @pydantic.field_validator("report_to")
+    @classmethod
+    def _wandb_installed(cls, value: list[str]) -> list[str]:
+        import importlib.util
+
+        if "wandb" in value and importlib.util.find_spec("wandb") is None:
+            raise ValueError("'wandb' needs the wandb package, which is not installed (pip install wandb)")
         return value
 
     @pydantic.field_validator("mixed_precision", mode="before")
