@@ -721,9 +721,10 @@ def test_readme_command_runs_end_to_end(tiny, tmp_path):
 
 # -- resume from a checkpoint folder written the way diffusers' script writes it -----------------------------------
 def save_as_diffusers_checkpoint(module, checkpoint_path, folder):
-    """Write ``folder`` with accelerate's ``save_state`` and the hooks of diffusers' train_dreambooth.py, holding the
-    state of a vitdream checkpoint (weights, AdamW state, LR schedule)."""
+    """Write ``folder`` with accelerate's ``save_state`` and the hooks of diffusers' train_dreambooth[_lora].py,
+    holding the state of a vitdream checkpoint (weights, AdamW state, LR schedule)."""
     from accelerate import Accelerator
+    from diffusers import StableDiffusionPipeline
 
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     module._trainer = SimpleNamespace(world_size=1)
@@ -741,8 +742,15 @@ def save_as_diffusers_checkpoint(module, checkpoint_path, folder):
             model.save_pretrained(str(Path(output_dir) / sub_dir))
             weights.pop()
 
-    accelerator.register_save_state_pre_hook(save_model_hook)
-    prepared = accelerator.prepare(unet, text_encoder, optimizer, scheduler)
+    def save_lora_hook(models, weights, output_dir):  # as train_dreambooth_lora.py
+        for _ in models:
+            weights.pop()
+        StableDiffusionPipeline.save_lora_weights(output_dir, **module.lora_state_dicts())
+
+    lora = hasattr(module, "lora_state_dicts")
+    accelerator.register_save_state_pre_hook(save_lora_hook if lora else save_model_hook)
+    models = [unet, text_encoder] if module.config.train_text_encoder else [unet]
+    prepared = accelerator.prepare(*models, optimizer, scheduler)
     accelerator.save_state(str(folder))
     del prepared
 
@@ -779,6 +787,44 @@ def test_resume_from_a_diffusers_checkpoint_folder(tiny, tmp_path):
     lora = vd.dreambooth(**options, trainer="dreambooth-lora", output_dir=str(out), resume_from_checkpoint=str(folder))
     with pytest.raises(VitdreamError, match="full fine-tune checkpoint; resume it with the dreambooth trainer"):
         lora.fit()
+
+
+def test_resume_from_a_diffusers_lora_checkpoint_folder(tiny, tmp_path):
+    """The same for train_dreambooth_lora.py's folders (pytorch_lora_weights.safetensors, text-encoder layers too)."""
+    options = dict(base=tiny.base, instance_images=tiny.instance, instance_prompt="a photo of sks dog", max_train_steps=4,
+                   checkpointing_steps=2, learning_rate=0.05, adam_epsilon=1.0, report_to=["csv"], seed=5, rank=2,
+                   train_text_encoder=True, trainer="dreambooth-lora")
+    reference = vd.dreambooth(**options, output_dir=str(tmp_path / "straight"))
+    reference._progress_bar = False
+    reference.fit()
+    out = tmp_path / "resumed"
+    folder = out / "checkpoint-2"
+    save_as_diffusers_checkpoint(built(vd.dreambooth(**options, output_dir=str(tmp_path / "scratch"))),
+                                 reference.checkpoint_dir / "checkpoint-2.ckpt", folder)
+    assert (folder / "pytorch_lora_weights.safetensors").is_file() and not (folder / "unet").exists()
+
+    run = vd.dreambooth(**options, output_dir=str(out), resume_from_checkpoint="latest")  # finds diffusers folders too
+    run._progress_bar = False
+    run.fit()
+    assert run.trainer.global_step == 4 and [e["step"] for e in run.history()] == [3, 4]
+    keys = run.module.trainable_state_keys()
+    assert any(k.startswith("text_encoder.") for k in keys)
+    got, want = run.module.state_dict(), reference.module.state_dict()
+    worst = max((got[k] - want[k]).abs().max().item() for k in keys)
+    assert worst <= 1e-6, worst
+
+
+def test_unknown_prediction_type_raises_before_anything_is_written(tiny, tmp_path):
+    import shutil
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny.base, base)
+    config_file = base / "scheduler" / "scheduler_config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "prediction_type": "sample"}))
+    run = vd.dreambooth(base=str(base), instance_images=tiny.instance, output_dir=str(tmp_path / "out"))
+    with pytest.raises(VitdreamError, match="prediction_type 'sample'.*epsilon or v_prediction"):
+        run.fit()
+    assert not (tmp_path / "out").exists()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -81,11 +81,11 @@ def _full_weights(folder: Path, module: Any) -> dict[str, Any]:
 
 
 def _lora_weights(folder: Path, module: Any) -> dict[str, Any]:
+    from diffusers import StableDiffusionPipeline
     from diffusers.utils import convert_unet_state_dict_to_peft
     from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
 
-    state = load_file(str(folder / LORA_WEIGHTS))
+    state, _ = StableDiffusionPipeline.lora_state_dict(str(folder), weight_name=LORA_WEIGHTS)  # as the LoRA script
     unet = {k[len("unet."):]: v for k, v in state.items() if k.startswith("unet.")}
     set_peft_model_state_dict(module.unet, convert_unet_state_dict_to_peft(unet), adapter_name="default")
     has_text = any(k.startswith("text_encoder.") for k in state)
