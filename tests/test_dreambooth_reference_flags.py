@@ -675,13 +675,12 @@ SHORTEN = ["--max_train_steps=2", "--resolution=16", "--num_class_images=2", "--
 
 
 def readme_argv(text, env):
+    """The README's command line as pasted after ``vitdream dreambooth`` (``accelerate launch`` included)."""
     import shlex
 
     for key, value in env.items():
         text = text.replace(f"${key}", value)
-    argv = shlex.split(text.replace("\\\n", " "))
-    assert argv[:2] == ["accelerate", "launch"]
-    return argv[2:]
+    return shlex.split(text.replace("\\\n", " "))
 
 
 def test_readme_command_runs_end_to_end(tiny, tmp_path):
@@ -694,6 +693,10 @@ def test_readme_command_runs_end_to_end(tiny, tmp_path):
     argv = readme_argv(README_PRIOR, env)
     parsed = parse_command(argv)
     assert parsed.trainer == "dreambooth" and parsed.options["num_class_images"] == 200
+    fp16 = parse_command(["accelerate", "launch", "--mixed_precision", "fp16", *argv[2:]])  # README's 8 GB example
+    assert fp16.options["mixed_precision"] == "fp16"
+    with pytest.raises(OptionsError, match="accelerate launch --num_processes: not taken"):
+        parse_command(["accelerate", "launch", "--num_processes=2", *argv[2:]])
     with pytest.raises(SystemExit) as exit:
         main(["dreambooth", *argv, *SHORTEN])
     assert exit.value.code == 0

@@ -35,8 +35,8 @@ def dreambooth(config: str | os.PathLike | None = None, *, trainer: str | None =
 
 
 def from_command(command: str | list[str]) -> Any:
-    """A run (not started) from a diffusers DreamBooth command line: its flags verbatim (``accelerate launch``
-    dropped), ``train_dreambooth_lora.py`` picks the LoRA trainer. ``run.fit(resume=...)`` as usual."""
+    """A run (not started) from a diffusers DreamBooth command line, flags verbatim (``accelerate launch`` may
+    stay); ``train_dreambooth_lora.py`` picks the LoRA trainer. ``run.fit()`` as usual."""
     import shlex
 
     from vitdream.dreambooth.reference import parse_command

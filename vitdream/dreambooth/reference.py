@@ -120,6 +120,8 @@ REFUSED: dict[str, str] = {
 }
 
 SCRIPTS = {"train_dreambooth.py": "dreambooth", "train_dreambooth_lora.py": "dreambooth-lora"}
+#: ``accelerate launch`` options taken before the script name (the script's own flag has the same meaning).
+ACCELERATE_OPTIONS = {"--mixed_precision": "mixed_precision"}
 TRAINER_SCRIPT = {"dreambooth": "full", "dreambooth-lora": "lora"}
 
 
@@ -186,10 +188,11 @@ def parse_command(argv: Sequence[str]) -> Command:
 
     from vitdream.errors import OptionsError
 
+    argv, launched = _strip_accelerate_launch(list(argv))
     parser = build_parser()
     parser.exit = _raise_exit  # type: ignore[method-assign]
     parser.error = _raise_error  # type: ignore[method-assign]
-    args = vars(parser.parse_args(list(argv)))
+    args = {**launched, **vars(parser.parse_args(argv))}
     trainer, config = args.pop("trainer", None), None
     for token in args.pop("inputs", []):
         name = Path(token).name
@@ -211,6 +214,27 @@ def parse_command(argv: Sequence[str]) -> Command:
         command.options[key.strip()] = yaml.safe_load(value)
     command.options.update(args)
     return command
+
+
+def _strip_accelerate_launch(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """``accelerate launch [--mixed_precision=X] script.py ...`` -> the script's part, and the options it set."""
+    from vitdream.errors import OptionsError
+
+    if argv[:2] != ["accelerate", "launch"]:
+        return argv, {}
+    rest, options = argv[2:], {}
+    while rest and rest[0].startswith("-"):
+        key, sep, value = rest[0].partition("=")
+        if key not in ACCELERATE_OPTIONS:
+            raise OptionsError(f"accelerate launch {key}: not taken by vitdream dreambooth (Lightning runs the "
+                               "processes: --set devices=N, --set strategy=ddp); drop it")
+        if not sep:
+            if len(rest) < 2:
+                raise OptionsError(f"accelerate launch {key}: expected a value")
+            value, rest = rest[1], rest[1:]
+        options[ACCELERATE_OPTIONS[key]] = value
+        rest = rest[1:]
+    return rest, options
 
 
 def _raise_error(message: str) -> None:
