@@ -218,14 +218,21 @@ def spy_from_pretrained(monkeypatch):
 def check_tokenizer(run, tmp_path):
     module = built(run)
     assert module.tokenizer.model_max_length == 9 and module.prompt_ids.shape == (2, 9)
+    run.config.tokenizer_name = str(tmp_path / "no-such-tokenizer")
+    with pytest.raises(VitdreamError, match="tokenizer_name .*no-such-tokenizer.*could not load"):
+        run.load_components()
 
 
-def check_instance_glob(run):
+def check_instance_glob(run, tmp_path):
     from vitdream.dreambooth.data import DreamBoothData
+    from vitdream.dreambooth.run_length import settle_run_options
 
     data = DreamBoothData(run.config, None)
     data.setup("fit")
     assert len(data.instance_images) == 2  # the glob matched 0.png and 1.png
+    run.config.instance_data_dir = str(tmp_path / "empty")
+    with pytest.raises(VitdreamError, match="instance_data_dir: no image files in"):
+        settle_run_options(run.config, run.output_dir, resuming=False)  # fit() checks this before writing anything
 
 
 def check_prompts(run):
@@ -286,8 +293,8 @@ def check_class_images(run, monkeypatch, tmp_path):
     assert run.config.prior_generation_precision == "no"  # on CPU: fp32 generation whatever the precision
 
 
-def check_seed(run):
-    from vitdream.dreambooth.run_length import settle_run_options
+def check_seed(run, monkeypatch):
+    from vitdream.dreambooth.run_length import drawn_seed, settle_run_options
 
     assert run.config.seed is None
     settle_run_options(run.config, run.output_dir, resuming=False)
@@ -298,6 +305,9 @@ def check_seed(run):
     run.config.seed = None
     settle_run_options(run.config, run.output_dir, resuming=True)
     assert run.config.seed == 1234  # a resumed run keeps the seed it was drawn
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("PL_GLOBAL_SEED", "77")
+    assert drawn_seed(run.output_dir, resuming=False) == 77  # a DDP worker takes rank 0's draw
 
 
 def check_center_crop(run):

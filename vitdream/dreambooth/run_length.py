@@ -4,9 +4,12 @@ None, ``max_train_steps`` from ``num_train_epochs`` when it is None, and ``valid
 from __future__ import annotations
 
 import math
+import os
 import secrets
 from pathlib import Path
 from typing import Any
+
+from vitdream.errors import VitdreamError
 
 
 def world_size(config: Any) -> int:
@@ -16,12 +19,21 @@ def world_size(config: Any) -> int:
     return max(1, count) * config.num_nodes
 
 
+def count_instance_images(config: Any) -> int:
+    """How many instance images ``instance_data_dir`` names; a folder or glob without any is an error."""
+    from vitdream.images import expand_sources
+
+    spec = config.instance_data_dir
+    sources = expand_sources(spec)
+    if isinstance(spec, (str, os.PathLike)) and not any(os.path.isfile(s) for s in sources):
+        raise VitdreamError(f"instance_data_dir: no image files in {spec}")
+    return len(sources)
+
+
 def steps_per_epoch(config: Any) -> int:
     """Optimizer steps in one pass over the data, counted as ``train_dreambooth.py`` counts them: the dataset
     has ``max(instance images, class images)`` examples, batched, split over processes, accumulated."""
-    from vitdream.images import expand_sources
-
-    examples = len(expand_sources(config.instance_data_dir))
+    examples = count_instance_images(config)
     if config.prior_preservation:
         examples = max(examples, config.num_class_images)
     batches = math.ceil(math.ceil(examples / config.train_batch_size) / world_size(config))
@@ -39,10 +51,22 @@ def previous_seed(output_dir: Path) -> int | None:
     return seed if isinstance(seed, int) else None
 
 
+def drawn_seed(output_dir: Path, resuming: bool) -> int:
+    """The seed of a run with ``seed=None``: the recorded one when resuming; in a DDP worker that Lightning
+    launched, the one rank 0 drew (``PL_GLOBAL_SEED``); else a fresh random one."""
+    if resuming and (seed := previous_seed(output_dir)) is not None:
+        return seed
+    if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get("PL_GLOBAL_SEED", "").isdigit():
+        return int(os.environ["PL_GLOBAL_SEED"])
+    return secrets.randbelow(2**31)
+
+
 def settle_run_options(config: Any, output_dir: Path, resuming: bool) -> None:
-    """Fill in ``seed``, ``max_train_steps`` and (LoRA) ``validation_steps`` from their diffusers-style settings."""
+    """Check the instance images are there; fill in ``seed``, ``max_train_steps`` and (LoRA) ``validation_steps``
+    from their diffusers-style settings."""
+    count_instance_images(config)
     if config.seed is None:
-        config.seed = (previous_seed(output_dir) if resuming else None) or secrets.randbelow(2**31)
+        config.seed = drawn_seed(output_dir, resuming)
     per_epoch = None
     if config.max_train_steps is None:
         per_epoch = steps_per_epoch(config)

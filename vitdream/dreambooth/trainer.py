@@ -141,7 +141,11 @@ class DreamBoothTrainer(Trainer):
         if c.tokenizer_name:
             from transformers import AutoTokenizer
 
-            components["tokenizer"] = AutoTokenizer.from_pretrained(c.tokenizer_name, revision=c.revision, use_fast=False)
+            try:
+                components["tokenizer"] = AutoTokenizer.from_pretrained(c.tokenizer_name, revision=c.revision, use_fast=False)
+            except Exception as exc:  # transformers/hub raise many types
+                raise VitdreamError(f"tokenizer_name {c.tokenizer_name!r}: could not load ({type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
         return components
 
     def build_module(self, components: dict[str, Any]) -> Any:
