@@ -231,7 +231,7 @@ def check_instance_glob(run, tmp_path):
     data.setup("fit")
     assert len(data.instance_images) == 2  # the glob matched 0.png and 1.png
     run.config.instance_data_dir = str(tmp_path / "empty")
-    with pytest.raises(VitdreamError, match="instance_data_dir: no image files in"):
+    with pytest.raises(VitdreamError, match="instance_data_dir: no usable images in"):
         settle_run_options(run.config, run.output_dir, resuming=False)  # fit() checks this before writing anything
 
 

@@ -26,7 +26,7 @@ def count_instance_images(config: Any) -> int:
     spec = config.instance_data_dir
     sources = expand_sources(spec)
     if isinstance(spec, (str, os.PathLike)) and not any(os.path.isfile(s) for s in sources):
-        raise VitdreamError(f"instance_data_dir: no image files in {spec}")
+        raise VitdreamError(f"instance_data_dir: no usable images in {spec} (no image files there)")
     return len(sources)
 
 
