@@ -33,6 +33,15 @@ from vitdream.datasets.shapes import CLASSES, ShapesDataset  # noqa: E402
 IMAGE_SIZE = 32
 
 
+def relative(value: object) -> str:
+    """A setting as recorded in training.json: paths relative to the repository, never absolute."""
+    text = str(value)
+    try:
+        return Path(text).resolve().relative_to(ROOT).as_posix() if os.sep in text else text
+    except ValueError:
+        return Path(text).name
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -78,7 +87,8 @@ def main() -> None:
                        id2label=dict(enumerate(CLASSES)), label2id={c: i for i, c in enumerate(CLASSES)})
     model = ViTForImageClassification.from_pretrained(args.init) if args.init else ViTForImageClassification(config)
     log(f"mini ViT: {sum(q.numel() for q in model.parameters()) / 1e6:.3f} M params; args {vars(args)}")
-    train = ShapesDataset(args.steps * args.batch, seed=args.seed + (30 if args.init else 10))
+    # the judge sees every look, the held-out DreamBooth subject too (the generative model does not)
+    train = ShapesDataset(args.steps * args.batch, seed=args.seed + (30 if args.init else 10), held_out=())
     test = ShapesDataset(args.n_test, seed=args.seed + 20)  # held out: a different seed
     rng = np.random.default_rng(args.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
@@ -126,9 +136,14 @@ def main() -> None:
     cfg = json.loads(pre.read_text())
     cfg["image_processor_type"] = "ViTImageProcessor"  # the torchvision backend where available, PIL otherwise
     pre.write_text(json.dumps(cfg, indent=2))
+    stages = []
+    if args.init and (args.init / "training.json").exists():
+        stages = json.loads((args.init / "training.json").read_text()).get("stages", [])
+    stages.append({"command": "scripts/train_mini_vit.py " + " ".join(relative(a) for a in sys.argv[1:]),
+                   "minutes": round(minutes, 1), "heldout_top1": accuracy})
     (tmp / "training.json").write_text(json.dumps({
         "heldout_top1": accuracy, "n_test": len(test), "train_minutes": round(minutes, 1),
-        "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
+        "args": {k: relative(v) for k, v in vars(args).items()}, "stages": stages}, indent=2))
     if args.out.exists():
         shutil.rmtree(args.out)
     os.replace(tmp, args.out)
