@@ -498,7 +498,14 @@ def check_resolution(run):
 
 
 def check_mixed_precision(run):
+    from vitdream.dreambooth.run_length import check_precision
+
     assert run.config.lightning_precision == "bf16-mixed"
+    check_precision(run.config)
+    run.config.mixed_precision = "fp16"
+    if not torch.cuda.is_available():
+        with pytest.raises(VitdreamError, match="mixed_precision: fp16 needs a GPU"):
+            check_precision(run.config)  # fit() checks this before writing anything
 
 
 def check_max_train_steps(run):

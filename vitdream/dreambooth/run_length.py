@@ -1,5 +1,6 @@
 """Options settled when a run starts, as diffusers' scripts settle them: a random seed when ``seed`` is
-None, ``max_train_steps`` from ``num_train_epochs`` when it is None, and ``validation_epochs`` in steps."""
+None, ``max_train_steps`` from ``num_train_epochs`` when it is None, and ``validation_epochs`` in steps;
+and the checks that need the machine or the files, made before the run writes anything."""
 
 from __future__ import annotations
 
@@ -61,10 +62,21 @@ def drawn_seed(output_dir: Path, resuming: bool) -> int:
     return secrets.randbelow(2**31)
 
 
+def check_precision(config: Any) -> None:
+    """fp16 mixed precision needs a GPU (Lightning refuses it on CPU): say so before anything is written."""
+    import torch
+
+    on_cpu = config.accelerator == "cpu" or (config.accelerator == "auto" and not torch.cuda.is_available())
+    if config.mixed_precision == "fp16" and on_cpu:
+        raise VitdreamError("mixed_precision: fp16 needs a GPU (PyTorch Lightning does not run 16-mixed on CPU); "
+                            "use bf16 or no")
+
+
 def settle_run_options(config: Any, output_dir: Path, resuming: bool) -> None:
-    """Check the instance images are there; fill in ``seed``, ``max_train_steps`` and (LoRA) ``validation_steps``
-    from their diffusers-style settings."""
+    """Check the instance images and the precision; fill in ``seed``, ``max_train_steps`` and (LoRA)
+    ``validation_steps`` from their diffusers-style settings."""
     count_instance_images(config)
+    check_precision(config)
     if config.seed is None:
         config.seed = drawn_seed(output_dir, resuming)
     per_epoch = None
