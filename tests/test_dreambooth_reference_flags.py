@@ -700,7 +700,7 @@ def readme_argv(text, env):
     return shlex.split(text.replace("\\\n", " "))
 
 
-def test_readme_command_runs_end_to_end(tiny, tmp_path):
+def test_readme_command_runs_end_to_end(tiny, tmp_path, capsys):
     from diffusers import StableDiffusionPipeline
 
     from vitdream.cli import main
@@ -717,6 +717,9 @@ def test_readme_command_runs_end_to_end(tiny, tmp_path):
     with pytest.raises(SystemExit) as exit:
         main(["dreambooth", *argv, *SHORTEN])
     assert exit.value.code == 0
+    note = capsys.readouterr().err  # defaults left to vitdream are named, not silent
+    assert "train_text_encoder=True (False)" in note and "--diffusers-defaults" in note
+    assert "learning_rate" not in note.split("note:")[-1]  # given on the command line
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["with_prior_preservation"] and config["max_train_steps"] == 2 and config["lr_warmup_steps"] == 0
     assert len(list((tmp_path / "class").glob("class-*.png"))) == 2
@@ -731,7 +734,9 @@ def test_readme_command_runs_end_to_end(tiny, tmp_path):
     assert HAS["wandb"] or "report_to" in str(error.value)  # every refused flag is named at once
     assert not lora_out.exists()
     runnable = [a for a in lora if a not in ("--push_to_hub", "--report_to=wandb")]
-    run = vd.dreambooth.from_command([*runnable, *SHORTEN])
+    with pytest.warns(UserWarning, match=r"vitdream's default .*validation_epochs=None \(50\)") as noted:
+        run = vd.dreambooth.from_command([*runnable, *SHORTEN])
+    assert "output_dir" not in str(noted[0].message) and "seed" not in str(noted[0].message)  # those were given
     assert type(run).__name__ == "LoRADreamBoothTrainer" and run.config.seed == 0
     run._progress_bar = False
     run.fit()

@@ -19,12 +19,15 @@ def register_commands(cli):
     def dreambooth_command(argv):
         """Train DreamBooth: diffusers' train_dreambooth[_lora].py flags verbatim and/or a YAML config (--help)."""
         from vitdream.dreambooth import dreambooth
-        from vitdream.dreambooth.reference import parse_command
+        from vitdream.dreambooth.reference import default_differences, describe_differences, parse_command
         from vitdream.errors import VitdreamError
 
         try:
             command = parse_command(argv)
             run = dreambooth(command.config, trainer=command.trainer, **command.options)
+            differences = default_differences(run.config, set(command.options) | set(run.given_options))
+            if differences:
+                click.echo(f"note: {describe_differences(differences)}", err=True)
             run.fit(resume=command.resume)
             if run.state == "finished":
                 out = run.export(command.export or run.output_dir / "model")

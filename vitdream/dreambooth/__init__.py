@@ -36,16 +36,25 @@ def dreambooth(config: str | os.PathLike | None = None, *, trainer: str | None =
 
 def from_command(command: str | list[str]) -> Any:
     """A run (not started) from a diffusers DreamBooth command line, flags verbatim (``accelerate launch`` may
-    stay); ``train_dreambooth_lora.py`` picks the LoRA trainer. ``run.fit()`` as usual."""
+    stay); ``train_dreambooth_lora.py`` picks the LoRA trainer. ``run.fit()`` as usual. Options left out
+    whose vitdream default is not diffusers' are named in a warning (``--diffusers-defaults`` takes theirs)."""
     import shlex
 
     from vitdream.dreambooth.reference import parse_command
     from vitdream.dreambooth.trainer import create_run
 
+    import warnings
+
+    from vitdream.dreambooth.reference import default_differences, describe_differences
+
     parsed = parse_command(shlex.split(command) if isinstance(command, str) else command)
     if parsed.resume is not None:
         parsed.options.setdefault("resume_from_checkpoint", parsed.resume)
-    return create_run(parsed.config, trainer=parsed.trainer, **parsed.options)
+    run = create_run(parsed.config, trainer=parsed.trainer, **parsed.options)
+    differences = default_differences(run.config, run.given_options)
+    if differences:
+        warnings.warn(describe_differences(differences), stacklevel=2)
+    return run
 
 
 class _CallableModule(types.ModuleType):

@@ -144,6 +144,22 @@ def diffusers_defaults(script: str) -> dict[str, Any]:
     return out
 
 
+def default_differences(config: Any, given: set[str]) -> dict[str, tuple[Any, Any]]:
+    """Options not ``given`` whose value in ``config`` is not the diffusers script's default: name -> (vitdream, diffusers)."""
+    if getattr(config, "diffusers_defaults", False):
+        return {}
+    theirs = diffusers_defaults(getattr(config, "DIFFUSERS_SCRIPT", "full"))
+    return {name: (getattr(config, name), value) for name, value in theirs.items()
+            if name not in given and name in FLAGS_BY_NAME and getattr(config, name) != value}
+
+
+def describe_differences(differences: dict[str, tuple[Any, Any]]) -> str:
+    """One line for the user: which defaults were vitdream's, and how to take diffusers' instead."""
+    listed = ", ".join(f"{name}={mine!r} ({theirs!r})" for name, (mine, theirs) in differences.items())
+    return (f"not given, so vitdream's default (diffusers' in brackets): {listed}; --diffusers-defaults "
+            "(diffusers_defaults=True) takes diffusers' instead")
+
+
 @dataclass
 class Command:
     """A parsed ``vitdream dreambooth`` command line."""

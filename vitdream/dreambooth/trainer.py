@@ -43,6 +43,7 @@ class DreamBoothTrainer(Trainer):
         from_file = canonical_names(load_yaml(config), str(config)) if config is not None else {}
         values = {**from_file, **canonical_names(options)}
         values.pop("trainer", None)
+        self.given_options = set(values)  # what the user set (file + keywords); the rest are defaults
         try:
             super().__init__(**values)
         except OptionsError as exc:
