@@ -102,6 +102,8 @@ class DreamBoothTrainer(Trainer):
 
         folder = Path(ckpt_path)
         out = self.checkpoint_dir / f"checkpoint-{checkpoint_step(folder)}.ckpt"
+        if os.environ.get("LOCAL_RANK", "0") != "0" and out.is_file():
+            return str(out)  # a DDP worker Lightning launched: rank 0 converted it before launching
         self.log.emit("status", state="preparing", message=f"converting diffusers checkpoint {folder}")
         convert_reference_checkpoint(folder, self.module, out, self.config.gradient_accumulation_steps, self.config.allow_pickle)
         return str(out)
