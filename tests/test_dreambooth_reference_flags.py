@@ -390,6 +390,13 @@ def check_logging(run, tensorboard_only):
     assert (len(loggers) == 1) == tensorboard_only
 
 
+def check_report_to(run):
+    check_logging(run, tensorboard_only=True)
+    everything = DreamBoothConfig(instance_data_dir="x", report_to="all").report_to
+    assert everything == ["tensorboard", "csv"] + (["wandb"] if HAS["wandb"] else [])  # "all": what is installed
+    assert DreamBoothConfig(instance_data_dir="x", report_to="csv, tensorboard").report_to == ["csv", "tensorboard"]
+
+
 def check_tf32(run):
     before = torch.backends.cuda.matmul.allow_tf32
     try:
@@ -574,7 +581,7 @@ CASES = {
     "hub_model_id": ([], "refused"),
     "validation_images": ([], "refused"),
     "logging_dir": (["--logging_dir=tb"], lambda run: check_logging(run, False)),
-    "report_to": (["--logging_dir=tb", "--report_to=tensorboard"], lambda run: check_logging(run, True)),
+    "report_to": (["--logging_dir=tb", "--report_to=tensorboard"], lambda run: check_report_to(run)),
     "allow_tf32": (["--allow_tf32"], check_tf32),
     "mixed_precision": (["--mixed_precision=bf16"], check_mixed_precision),
     "local_rank": (["--local_rank=3"], check_local_rank),
