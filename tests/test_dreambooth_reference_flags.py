@@ -79,6 +79,14 @@ def test_table_lists_every_flag_of_both_scripts_and_the_parser_takes_them():
         assert name in (LoRAConfig if script == "lora" else DreamBoothConfig).model_fields, f"no option {name}"
 
 
+def test_from_command_is_reachable_from_a_fresh_import():
+    import subprocess
+
+    code = "import vitdream as vd; assert callable(vd.dreambooth.from_command) and callable(vd.dreambooth)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 @pytest.mark.parametrize("name", sorted(TABLE))
 def test_table_defaults_are_the_scripts_and_vitdreams(name):
     row, flag = TABLE[name], FLAGS_BY_NAME[name]

@@ -57,6 +57,9 @@ def from_command(command: str | list[str]) -> Any:
     return run
 
 
+dreambooth.from_command = from_command  # type: ignore[attr-defined]  # vd.dreambooth.from_command, whichever vd.dreambooth is
+
+
 class _CallableModule(types.ModuleType):
     """``vd.dreambooth(...)`` works even after ``import vitdream.dreambooth`` made the attribute this package."""
 
