@@ -1,7 +1,8 @@
 """The command-line flags of diffusers' DreamBooth scripts, and a parser that reads them verbatim.
 
 ``FLAGS`` lists every flag of ``examples/dreambooth/train_dreambooth.py`` (``full``) and
-``train_dreambooth_lora.py`` (``lora``) with its type and the scripts' defaults (diffusers 0.3x).
+``train_dreambooth_lora.py`` (``lora``) with its type and the scripts' defaults, as on diffusers' main
+branch of the 0.3x releases (older scripts said ``output_dir="text-inversion-model"``).
 :func:`parse_command` turns such a command line (optionally with ``train_dreambooth[_lora].py``,
 a YAML config and vitdream's own ``--trainer/--diffusers-defaults/--resume/--export/--set``) into
 the keyword options of :func:`vitdream.dreambooth`. Only flags actually given are passed on, so
