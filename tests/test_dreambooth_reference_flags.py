@@ -854,13 +854,43 @@ def test_resume_from_a_diffusers_lora_checkpoint_folder(tiny, tmp_path):
     assert worst <= 1e-6, worst
 
 
-def test_unknown_prediction_type_raises_before_anything_is_written(tiny, tmp_path):
+def base_with_prediction_type(tiny, tmp_path, prediction_type):
     import shutil
 
-    base = tmp_path / "base"
+    base = tmp_path / f"base-{prediction_type}"
     shutil.copytree(tiny.base, base)
     config_file = base / "scheduler" / "scheduler_config.json"
-    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "prediction_type": "sample"}))
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "prediction_type": prediction_type}))
+    return base
+
+
+def test_v_prediction_min_snr_loss_is_the_scripts(tiny, tmp_path):
+    """Without prior preservation, the loss of a pasted --snr_gamma command on a v-prediction base is the one
+    train_dreambooth.py computes: velocity target, mse per sample x min(snr, gamma) / (snr + 1), mean."""
+    import torch.nn.functional as F
+    from diffusers.training_utils import compute_snr
+
+    base = base_with_prediction_type(tiny, tmp_path, "v_prediction")
+    run = vd.dreambooth.from_command(command(tiny, tmp_path / "run", "--snr_gamma=5.0", "--offset_noise",
+                                             "--no-train_text_encoder") + ["--pretrained_model_name_or_path", str(base)])
+    module = built(run)
+    batch = tiny_batch(n=2, prior=False)
+    with torch.no_grad():
+        losses = module.compute_losses(batch)
+        noisy, timesteps, target = module.training_inputs(batch)  # the same draws; from here the script's steps
+        encoder_hidden_states = module.text_encoder(module.prompt_ids[:1].repeat(2, 1))[0]
+        model_pred = module.unet(noisy, timesteps, encoder_hidden_states).sample
+        snr = compute_snr(module.noise_scheduler, timesteps)
+        mse_loss_weights = torch.stack([snr, 5.0 * torch.ones_like(timesteps)], dim=1).min(dim=1)[0] / (snr + 1)
+        loss = F.mse_loss(model_pred.float(), target.float(), reduction="none")
+        loss = (loss.mean(dim=list(range(1, len(loss.shape)))) * mse_loss_weights).mean()
+    assert module.noise_scheduler.config.prediction_type == "v_prediction"
+    assert losses["loss"].item() == pytest.approx(loss.item(), rel=1e-5)
+    assert "prior_loss" not in losses
+
+
+def test_unknown_prediction_type_raises_before_anything_is_written(tiny, tmp_path):
+    base = base_with_prediction_type(tiny, tmp_path, "sample")
     run = vd.dreambooth(base=str(base), instance_images=tiny.instance, output_dir=str(tmp_path / "out"))
     with pytest.raises(VitdreamError, match="prediction_type 'sample'.*epsilon or v_prediction"):
         run.fit()
