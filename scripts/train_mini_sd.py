@@ -376,7 +376,7 @@ def main() -> None:
         eval_only(args)
         return
     args.work.mkdir(parents=True, exist_ok=True)
-    log(f"args: {vars(args)}")
+    log(f"args: { {k: relative(v) for k, v in vars(args).items()} }")
 
     tokenizer = build_tokenizer(args.work / "tokenizer_src")
     vae = train_vae(args, args.work).requires_grad_(False).eval()

@@ -56,6 +56,7 @@ class TrainDashboard(W.VBox):
         self._dirty = threading.Event()
         self._render_lock = threading.Lock()
         self.status = W.HTML()
+        # max_steps may be unknown (None) until fit() starts; start and step events carry the settled value
         self.progress = W.IntProgress(min=0, max=run.max_steps or 1, description="step")
         self.plot = W.Image(format="png", layout=W.Layout(width="640px"))
         self.images = W.HBox()
@@ -122,7 +123,7 @@ class TrainDashboard(W.VBox):
         self.start_button.disabled = running
         self.resume_button.disabled = running or self.run.latest_checkpoint() is None
         self.stop_button.disabled = not running
-        self.progress.max = max(1, int(self.max_steps))
+        self.progress.max = max(1, int(last.get("max_steps") or self.max_steps))
         self.progress.value = int(last.get("step", 0))
         self.errors.value = f"<pre style='color:#b00;white-space:pre-wrap'>{html.escape(error)}</pre>" if error else ""
         if steps:
