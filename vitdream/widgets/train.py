@@ -11,10 +11,12 @@ shows the same live dashboard; calling ``train(run)`` again returns it too.
 
 from __future__ import annotations
 
+import atexit
 import html
 import io
 import threading
 import time
+import weakref
 from typing import Any
 
 import ipywidgets as W
@@ -22,6 +24,15 @@ import ipywidgets as W
 from vitdream.widgets import make_callable
 
 CURVES = (("loss", "total"), ("instance_loss", "instance"), ("prior_loss", "prior"))
+_LIVE: "weakref.WeakSet[TrainDashboard]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_renderers() -> None:
+    """End every renderer thread before the interpreter tears down native libraries (a thread still
+    drawing then can abort the process, e.g. beside ONNX Runtime's thread pool)."""
+    for dashboard in list(_LIVE):
+        dashboard.stop_rendering()
 
 
 def train(run: Any, *, throttle_s: float = 0.5, start: bool = False) -> "TrainDashboard":
@@ -70,8 +81,10 @@ class TrainDashboard(W.VBox):
         buttons = W.HBox([self.start_button, self.stop_button, self.resume_button])
         super().__init__([buttons, self.status, self.progress, self.plot, self.images, self.errors])
         run.subscribe(self._on_event, replay=True)
+        self._closed = threading.Event()
         self._renderer = threading.Thread(target=self._render_loop, name="vitdream-train-dashboard", daemon=True)
         self._renderer.start()
+        _LIVE.add(self)
         self.render()
 
     # -- events (training thread): record only, never draw --------------------------------------------
@@ -99,14 +112,26 @@ class TrainDashboard(W.VBox):
         self._dirty.set()
 
     def _render_loop(self) -> None:
-        while True:
+        while not self._closed.is_set():
             self._dirty.wait()
             self._dirty.clear()
+            if self._closed.is_set():
+                return
             try:
                 self.render()
             except Exception as exc:  # show, never die silently
                 self.errors.value = f"<pre style='color:#b00'>dashboard error: {html.escape(repr(exc))}</pre>"
             time.sleep(self.throttle_s)
+
+    def stop_rendering(self, timeout: float = 5.0) -> None:
+        """Stop the renderer thread (the widgets keep their last values)."""
+        self._closed.set()
+        self._dirty.set()
+        self._renderer.join(timeout)
+
+    def close(self) -> None:
+        self.stop_rendering()
+        super().close()
 
     # -- drawing --------------------------------------------------------------------------------------
     def render(self) -> None:
