@@ -13,11 +13,12 @@ from typing import Any
 import ipywidgets as w
 
 from vitdream.errors import VitdreamError
+from vitdream.widgets.record import StaticRecord, plain_text
 
 DISPLAY_SIZE = 224
 
 
-class ClassifyWidget(w.VBox):
+class ClassifyWidget(StaticRecord, w.VBox):
     """Controls (upload, picker, top-k, attention toggle) above the image and its predictions."""
 
     def __init__(self, classifier: Any, images: Any = None, top_k: int = 5) -> None:
@@ -34,6 +35,7 @@ class ClassifyWidget(w.VBox):
         self.bars = w.HTML()
         self.status = w.HTML()
         self.current: Any = None
+        self.predictions: list[Any] = []
         self.upload.observe(self._on_upload, names="value")
         self.picker.observe(lambda change: bool(change["new"]) and self.show(change["new"]), names="value")
         for control in (self.top_k, self.show_attention):
@@ -56,14 +58,31 @@ class ClassifyWidget(w.VBox):
                 view = image.resize((DISPLAY_SIZE, DISPLAY_SIZE))
         except VitdreamError as exc:
             self.status.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+            self.predictions = []
             self.bars.value = ""
             return []
         buffer = io.BytesIO()
         view.save(buffer, format="PNG")
         self.image.value = buffer.getvalue()
+        self.predictions = predictions
         self.bars.value = bars_html(predictions)
         self.status.value = ""
         return predictions
+
+    # -- static record (widgets/record.py) ------------------------------------------------------------
+    record_name = "vitdream classify widget"
+
+    def record_text(self) -> str:
+        if self.status.value:
+            return plain_text(self.status.value)
+        rows = [f"{p.label} {p.score:.3f}" for p in self.predictions]
+        return "top predictions:\n" + "\n".join(rows) if rows else "no image classified yet"
+
+    def record_images(self) -> list[bytes]:
+        return [self.image.value] if self.predictions else []
+
+    def record_sources(self) -> list[Any]:
+        return [self.bars, self.status, self.image]
 
     def _on_upload(self, change: dict[str, Any]) -> None:
         files = change["new"]

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import ipywidgets as w
 
 from vitdream.errors import VitdreamError
+from vitdream.widgets.record import StaticRecord, plain_text
 
 DISPLAY_SIZE = 256
 PREVIEW_INTERVAL_S = 0.25
@@ -36,7 +37,7 @@ def png_bytes(image: Any, size: int | None = DISPLAY_SIZE) -> bytes:
     return buffer.getvalue()
 
 
-class GenerateWidget(w.VBox):
+class GenerateWidget(StaticRecord, w.VBox):
     """Controls above the image, the per-step preview/progress, the sweep row and a status line."""
 
     def __init__(self, generator: Any, prompt: str = "", *, guidance_scale: float = 7.5, steps: int = 20,
@@ -162,6 +163,20 @@ class GenerateWidget(w.VBox):
             labels = [f"g={g:g}" for g in self.sweep_scales[: len(tiles)]]
             self.sweep_image.value = png_bytes(image_row(tiles, labels, min_side=128), None)
         self._say(f"sweep, seed {self.seed.value}: guidance {', '.join(f'{g:g}' for g in self.sweep_scales)}", error=False)
+
+    # -- static record (widgets/record.py) ------------------------------------------------------------
+    record_name = "vitdream generate widget"
+    record_height = 256
+
+    def record_text(self) -> str:
+        prompt = f"prompt {self.prompt.value!r}" + (f", negative {self.negative.value!r}" if self.negative.value else "")
+        return "\n".join(t for t in (prompt, plain_text(self.status.value)) if t)  # status: the last image's settings
+
+    def record_images(self) -> list[bytes]:
+        return [v for v in (self.image.value, self.sweep_image.value) if v]
+
+    def record_sources(self) -> list[Any]:
+        return [self.status]
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, path: str | Path | None = None) -> Path | None:

@@ -16,6 +16,7 @@ from typing import Any
 import ipywidgets as w
 
 from vitdream.search import Hit, ImageIndex
+from vitdream.widgets.record import StaticRecord, plain_text
 
 _PLACEHOLDER = (  # 1x1 light-grey GIF shown until a thumbnail is ready
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xdd\xdd\xdd\x00\x00\x00!\xf9\x04\x00\x00\x00\x00\x00,"
@@ -41,7 +42,7 @@ class ResultCard(w.VBox):
         self.image.format, self.image.value = "gif", _PLACEHOLDER
 
 
-class SearchWidget(w.VBox):
+class SearchWidget(StaticRecord, w.VBox):
     """The search widget. ``query(q)`` runs a search from code; ``hits`` holds the last results."""
 
     def __init__(self, index: ImageIndex, k: int = 10, columns: int = 5, thumb_size: int = 128, show_map: bool = False) -> None:
@@ -133,6 +134,22 @@ class SearchWidget(w.VBox):
             data = self.index.thumbnail(hit.path, self.thumb_size)
             if data is not None and card.hit == hit:
                 card.image.format, card.image.value = "jpeg", data
+        self.refresh_record()  # the thumbnails are in
+
+    # -- static record (widgets/record.py) ------------------------------------------------------------
+    record_name = "vitdream search widget"
+    record_height = 128
+
+    def record_text(self) -> str:
+        rows = [f"{hit.score:.3f} {os.path.basename(hit.path)}" for hit in self.hits]
+        return "\n".join([plain_text(self.status.value)] + rows)
+
+    def record_images(self) -> list[bytes]:
+        shown = self.grid.children
+        return [self.query_image.value] + [card.image.value for card in self.cards if card in shown]
+
+    def record_sources(self) -> list[Any]:
+        return [self.status, self.query_image]
 
 
 def _query_thumbnail(index: ImageIndex, query: Any, size: int) -> bytes | None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import ipywidgets as W
 
+from vitdream.widgets.record import StaticRecord, plain_text
+
 CURVES = (("loss", "total"), ("instance_loss", "instance"), ("prior_loss", "prior"))
 
 
@@ -37,7 +39,7 @@ def _fmt_time(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
 
 
-class TrainDashboard(W.VBox):
+class TrainDashboard(StaticRecord, W.VBox):
     """Curves (total/instance/prior loss, LR), validation images, steps/s + ETA, Start/Stop/Resume, errors."""
 
     def __init__(self, run: Any, throttle_s: float = 0.5) -> None:
@@ -153,6 +155,20 @@ class TrainDashboard(W.VBox):
         image.save(buffer, format="PNG")
         view = W.Image(value=buffer.getvalue(), format="png", layout=W.Layout(width="128px", height="128px"))
         return W.VBox([view, W.HTML(f"<small>step {step}: {html.escape(prompt)}</small>")])
+
+    # -- static record (widgets/record.py) ------------------------------------------------------------
+    record_name = "vitdream training dashboard"
+    record_interval_s = 3.0
+
+    def record_text(self) -> str:
+        return "\n".join(t for t in (plain_text(self.status.value), plain_text(self.errors.value)) if t)
+
+    def record_images(self) -> list[bytes]:
+        views = [box.children[0].value for box in self.images.children if box.children]
+        return [v for v in [self.plot.value, *views] if v]
+
+    def record_sources(self) -> list[Any]:
+        return [self.status, self.errors]
 
     # -- buttons -----------------------------------------------------------------------------------------
     def _start(self, resume: str | None) -> None:
