@@ -1,4 +1,5 @@
-"""Browser-test fixtures: a real JupyterLab server and headless Chromium driven by Playwright.
+"""Browser-test fixtures: a real Jupyter server and headless Chromium driven by Playwright, in
+JupyterLab 4 and Notebook 7, light and dark.
 
 What JupyterLab's galata UI tests do, in Python:
 
@@ -10,8 +11,11 @@ What JupyterLab's galata UI tests do, in Python:
 * ``browser`` (session): Debian's ``/usr/bin/chromium`` launched by Playwright (never Playwright's own
   browser download).  ``VITDREAM_HEADED=1`` shows the window (needs a display);
   ``VITDREAM_SLOWMO=<ms>`` slows every action down so a person can follow.
-* ``lab`` (function): a fresh page with a ``LabPage`` helper: open a notebook, run all cells, wait
-  for the kernel to be idle, find widgets; it records console errors, "Error displaying widget" and
+* ``lab`` (function): a page with a ``LabPage`` helper: open a notebook, run all cells, wait
+  for the kernel to be idle, find widgets; it is parametrized over front ends and themes (``UIS``:
+  ``lab``, ``lab-dark``, ``nb7``, ``nb7-dark``) by the ``ui`` marker of a test (default ``lab``), or
+  over all of them with ``VITDREAM_BROWSER_ALL=1``. One server serves both front ends (Notebook 7 is
+  a server extension next to JupyterLab); each front end has its own browser context; it records console errors, "Error displaying widget" and
   every kernel ``error`` message (including those raised in widget callbacks and background threads,
   which never show in a cell) and fails the test on any of them.  A PNG screenshot of the final state
   is saved under ``test-artifacts/browser/<test name>.png`` whether the test passes or fails.
@@ -58,7 +62,35 @@ BENIGN_CONSOLE = [
         r"net::ERR_INTERNET_DISCONNECTED|net::ERR_NAME_NOT_RESOLVED|net::ERR_CONNECTION_REFUSED",
     )
 ]
+# Notebook 7.6's own start-up error, on every page (/tree too) of a plain `jupyter notebook` here: its
+# shortcuts plugin reads `plugins[id].schema` of a settings plugin it has not loaded. Not a widget's.
+BENIGN_NOTEBOOK7_PAGEERRORS = ("Cannot read properties of undefined (reading 'schema')",)
 WIDGET_ERROR_TEXT = ("Error displaying widget", "Failed to create view for", "Failed to render")
+# test id -> (front end, theme); "lab" is JupyterLab 4, "notebook" is Notebook 7
+UIS = {
+    "lab": ("lab", "light"),
+    "lab-dark": ("lab", "dark"),
+    "nb7": ("notebook", "light"),
+    "nb7-dark": ("notebook", "dark"),
+}
+THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "ui(*ids): front ends and themes a browser test runs in (keys of UIS; default lab)")
+
+
+def pytest_generate_tests(metafunc):
+    if "lab" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("ui")
+    ids = list(marker.args) if marker else ["lab"]
+    if os.environ.get("VITDREAM_BROWSER_ALL", "") not in ("", "0"):
+        ids = list(UIS)
+    unknown = [i for i in ids if i not in UIS]
+    if unknown:
+        raise ValueError(f"{metafunc.definition.nodeid}: unknown ui {unknown}; known: {sorted(UIS)}")
+    metafunc.parametrize("ui", ids, indirect=True)
 
 
 # ---------------------------------------------------------------------------------------- server
@@ -113,6 +145,7 @@ class LabServer:
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={root}",
             "--LabApp.expose_app_in_browser=True",
+            "--JupyterNotebookApp.expose_app_in_browser=True",  # Notebook 7, served by the same server
             f"--LabServerApp.user_settings_dir={settings}",
             f"--LabServerApp.workspaces_dir={tmp / 'workspaces'}",
             "--ServerApp.terminals_enabled=False",
@@ -216,10 +249,12 @@ def browser():
 
 
 class LabPage:
-    """A JupyterLab tab, with what galata's ``page.notebook`` offers that these tests need."""
+    """A JupyterLab or Notebook 7 tab, with what galata's ``page.notebook`` offers that these tests need."""
 
-    def __init__(self, page, server: LabServer):
+    def __init__(self, page, server: LabServer, frontend: str = "lab"):
         self.server = server
+        self.frontend = frontend
+        self.theme = "light"
         self.console_errors: list[str] = []
         self.kernel_errors: list[str] = []
         self.kernel_stderr: list[str] = []
@@ -229,7 +264,7 @@ class LabPage:
     def attach(self, page) -> None:
         self.page = page
         page.on("console", self._on_console)
-        page.on("pageerror", lambda exc: self.console_errors.append(f"pageerror: {exc}"))
+        page.on("pageerror", self._on_pageerror)
         page.on("websocket", self._on_websocket)
 
     # -- error capture
@@ -241,6 +276,11 @@ class LabPage:
         if any(p.search(text) or p.search(loc) for p in BENIGN_CONSOLE):
             return
         self.console_errors.append(text)
+
+    def _on_pageerror(self, exc) -> None:
+        if self.frontend == "notebook" and str(exc) in BENIGN_NOTEBOOK7_PAGEERRORS:
+            return
+        self.console_errors.append(f"pageerror: {exc}")
 
     def _on_websocket(self, ws) -> None:
         if "/api/kernels/" not in ws.url:
@@ -279,7 +319,10 @@ class LabPage:
 
     # -- notebook actions
     def start(self) -> None:
-        """Load JupyterLab in a fresh workspace (``?reset``) and wait until the application has started."""
+        """Load JupyterLab in a fresh workspace (``?reset``) and wait until the application has started.
+        Notebook 7 has one page per notebook: it starts in :meth:`open_notebook`."""
+        if self.frontend == "notebook":
+            return
         self.page.goto(self.server.url("lab?reset"))
         self.page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started", timeout=120_000)
         self.page.evaluate("() => window.jupyterapp.started")
@@ -293,8 +336,12 @@ class LabPage:
         self.check_on_teardown = True
 
     def open_notebook(self, name: str) -> None:
-        """Open ``name`` (relative to the server root) and wait until its kernel is idle."""
-        self.page.evaluate("(path) => window.jupyterapp.commands.execute('docmanager:open', {path})", name)
+        """Open ``name`` (relative to the server root) in the test's theme and wait until its kernel is idle."""
+        if self.frontend == "notebook":
+            self.page.goto(self.server.url(f"notebooks/{name}"))
+            self.page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started", timeout=120_000)
+        else:
+            self.page.evaluate("(path) => window.jupyterapp.commands.execute('docmanager:open', {path})", name)
         self.page.wait_for_function(
             """(path) => { const w = window.jupyterapp.shell.currentWidget;
                            return w && w.context && w.context.path === path && w.content && w.content.widgets; }""",
@@ -305,10 +352,24 @@ class LabPage:
             """() => { const app = window.jupyterapp; const cur = app.shell.currentWidget;
                        for (const w of Array.from(app.shell.widgets('main'))) if (w !== cur && !w.context) w.close(); }"""
         )
+        self.set_theme(self.theme)
         self.wait_for_kernel_idle(timeout=120)
+
+    def set_theme(self, theme: str) -> None:
+        """Switch to JupyterLab's light or dark theme (a setting: it persists until switched back)."""
+        name = THEMES[theme]
+        if self.page.evaluate("() => document.body.dataset.jpThemeName") != name:
+            self.page.evaluate("(theme) => window.jupyterapp.commands.execute('apputils:change-theme', {theme})", name)
+            self.page.wait_for_function("(n) => document.body.dataset.jpThemeName === n", arg=name, timeout=30_000)
 
     def close_all(self) -> None:
         """Close every open document without the "save changes?" dialog (tests never save)."""
+        if self.frontend == "notebook":  # one notebook per page: leave it
+            if self.page.url.startswith(self.server.base):
+                self.page.evaluate("""() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                                              if (w && w.context && w.context.model) w.context.model.dirty = false; }""")
+            self.page.goto("about:blank")
+            return
         self.page.evaluate(
             """() => { for (const w of Array.from(window.jupyterapp.shell.widgets('main'))) {
                          if (w.context && w.context.model) w.context.model.dirty = false;
@@ -363,7 +424,8 @@ class LabPage:
 
     def show(self, locator) -> None:
         """Make room for ``locator`` in the screenshot: close the side panels, scroll it into view."""
-        self.page.evaluate("() => { const s = window.jupyterapp.shell; s.collapseLeft(); s.collapseRight(); }")
+        self.page.evaluate("""() => { const s = window.jupyterapp.shell;
+                                      if (s.collapseLeft) s.collapseLeft(); if (s.collapseRight) s.collapseRight(); }""")
         locator.scroll_into_view_if_needed()
 
     def screenshot(self, name: str) -> Path:
@@ -374,24 +436,39 @@ class LabPage:
 
 
 @pytest.fixture(scope="session")
-def _lab_page(browser, jupyterlab):
-    """One JupyterLab tab for the session: booting the front end costs ~10 s on a loaded 2-core machine."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=False)
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    helper = LabPage(page, jupyterlab)
-    helper.start()
-    yield helper
-    context.close()
+def _pages(browser, jupyterlab):
+    """One tab per front end for the session (booting JupyterLab costs ~10 s on a loaded 2-core machine)."""
+    helpers: dict[str, LabPage] = {}
+
+    def page_for(frontend: str) -> LabPage:
+        if frontend not in helpers:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=False)
+            context.set_default_timeout(60_000)
+            helpers[frontend] = LabPage(context.new_page(), jupyterlab, frontend)
+            helpers[frontend].start()
+        return helpers[frontend]
+
+    yield page_for
+    for helper in helpers.values():
+        helper.page.context.close()
 
 
 @pytest.fixture
-def lab(_lab_page, jupyterlab, request):
-    """The JupyterLab tab, clean for this test; screenshot, error check and kernel shutdown afterwards."""
-    helper = _lab_page
+def ui(request) -> str:
+    """The front end and theme of this test (a key of ``UIS``), set by ``pytest_generate_tests``."""
+    return request.param
+
+
+@pytest.fixture
+def lab(_pages, jupyterlab, ui, request):
+    """The test's tab (JupyterLab or Notebook 7, light or dark), clean; screenshot, error check and kernel
+    shutdown afterwards."""
+    frontend, theme = UIS[ui]
+    helper = _pages(frontend)
+    helper.theme = theme
     if helper.page.is_closed():
         helper.attach(helper.page.context.new_page())
-    if not helper.page.evaluate("() => !!(window.jupyterapp && window.jupyterapp.started)"):
+    if frontend == "lab" and not helper.page.evaluate("() => !!(window.jupyterapp && window.jupyterapp.started)"):
         helper.start()
     helper.reset()
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)

@@ -13,6 +13,7 @@ from typing import Any
 import ipywidgets as w
 
 from vitdream.errors import VitdreamError
+from vitdream.widgets.help import TOOLTIPS
 from vitdream.widgets.record import StaticRecord, plain_text
 
 DISPLAY_SIZE = 224
@@ -31,6 +32,7 @@ class ClassifyWidget(StaticRecord, w.VBox):
         self.picker = w.Dropdown(options=[("(pick an image)", "")] + [(c.rsplit("/", 1)[-1], c) for c in choices])
         self.top_k = w.BoundedIntText(value=top_k, min=1, max=max(1, len(getattr(classifier, "labels", [])) or 1000), description="top-k", layout=w.Layout(width="140px"))
         self.show_attention = w.Checkbox(value=True, description="attention map", indent=False)
+        self.top_k.tooltip, self.show_attention.tooltip = TOOLTIPS["top_k"], TOOLTIPS["attention"]
         self.image = w.Image(format="png", width=DISPLAY_SIZE, height=DISPLAY_SIZE)
         self.bars = w.HTML()
         self.status = w.HTML()
@@ -57,7 +59,7 @@ class ClassifyWidget(StaticRecord, w.VBox):
             else:
                 view = image.resize((DISPLAY_SIZE, DISPLAY_SIZE))
         except VitdreamError as exc:
-            self.status.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+            self.status.value = f"<span style='color:var(--jp-error-color1,#b00)'>{html.escape(str(exc))}</span>"
             self.predictions = []
             self.bars.value = ""
             return []

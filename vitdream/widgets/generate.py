@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import ipywidgets as w
 
 from vitdream.errors import VitdreamError
+from vitdream.widgets.help import TOOLTIPS
 from vitdream.widgets.record import StaticRecord, plain_text
 
 DISPLAY_SIZE = 256
@@ -71,6 +72,9 @@ class GenerateWidget(StaticRecord, w.VBox):
         self.progress = w.IntProgress(value=0, min=0, max=steps, description="", layout=w.Layout(width="256px"))
         self.sweep_image = w.Image(format="png", layout=w.Layout(object_fit="contain"))
         self.status = w.HTML()
+        for name in ("guidance", "steps", "seed", "new_seed", "sampler", "negative", "live_preview"):
+            getattr(self, name).tooltip = TOOLTIPS[name]
+        self.sweep_button.tooltip = TOOLTIPS["sweep"]
 
         self._lock = threading.Lock()
         self._pending: str | None = None
@@ -198,7 +202,7 @@ class GenerateWidget(StaticRecord, w.VBox):
 
     def _say(self, message: str, error: bool = True, escape: bool = True) -> None:
         text = html.escape(message) if escape else message
-        self.status.value = f"<span style='color:#b00'>{text}</span>" if error else text
+        self.status.value = f"<span style='color:var(--jp-error-color1,#b00)'>{text}</span>" if error else text
 
 
 def generate(generator: Any = None, prompt: str = "", **settings: Any) -> GenerateWidget:

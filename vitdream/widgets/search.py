@@ -16,6 +16,7 @@ from typing import Any
 import ipywidgets as w
 
 from vitdream.search import Hit, ImageIndex
+from vitdream.widgets.help import TOOLTIPS
 from vitdream.widgets.record import StaticRecord, plain_text
 
 _PLACEHOLDER = (  # 1x1 light-grey GIF shown until a thumbnail is ready
@@ -30,7 +31,7 @@ class ResultCard(w.VBox):
     def __init__(self, size: int, on_more: Any) -> None:
         self.image = w.Image(value=_PLACEHOLDER, format="gif", layout=w.Layout(width=f"{size}px", height=f"{size}px", object_fit="contain"))
         self.caption = w.HTML()
-        self.button = w.Button(description="more like this", layout=w.Layout(width=f"{size}px"))
+        self.button = w.Button(description="more like this", tooltip=TOOLTIPS["more_like_this"], layout=w.Layout(width=f"{size}px"))
         self.hit: Hit | None = None
         self.button.on_click(lambda _: self.hit is not None and on_more(self.hit))
         super().__init__([self.image, self.caption, self.button], layout=w.Layout(width=f"{size + 12}px", padding="4px"))
@@ -57,7 +58,8 @@ class SearchWidget(StaticRecord, w.VBox):
         self.path = w.Text(placeholder="…or a path, an indexed file or an id", continuous_update=False, layout=w.Layout(width="320px"))
         self.go = w.Button(description="Search", button_style="primary")
         self.k_slider = w.IntSlider(value=max(1, min(k, max(1, len(index)))), min=1, max=max(1, min(100, len(index))), description="k", continuous_update=False)
-        self.map_toggle = w.ToggleButton(value=show_map, description="2-D map")
+        self.map_toggle = w.ToggleButton(value=show_map, description="2-D map", tooltip=TOOLTIPS["map"])
+        self.k_slider.tooltip = TOOLTIPS["k"]
         self.query_image = w.Image(value=_PLACEHOLDER, format="gif", layout=w.Layout(width=f"{thumb_size}px", height=f"{thumb_size}px", object_fit="contain"))
         self.status = w.HTML(f"<i>{html.escape(repr(index))}</i>")
         self.map_image = w.Image(format="png", layout=w.Layout(display="block" if show_map else "none", max_width="520px"))
@@ -80,7 +82,7 @@ class SearchWidget(StaticRecord, w.VBox):
             self.hits = self.index.search(query, k=self.k_slider.value)
         except Exception as exc:  # shown in the widget: a notebook user sees why
             self.error = f"{type(exc).__name__}: {exc}"
-            self.status.value = f"<span style='color:#c92a2a'>{html.escape(self.error)}</span>"
+            self.status.value = f"<span style='color:var(--jp-error-color1,#c92a2a)'>{html.escape(self.error)}</span>"
             return []
         self.error = None
         self.status.value = f"{len(self.hits)} nearest of {len(self.index)} images — {html.escape(_describe(query))}"
@@ -121,7 +123,7 @@ class SearchWidget(StaticRecord, w.VBox):
         try:
             self.map_image.value = self.index.map(self._query, k=self.k_slider.value).png()
         except Exception as exc:
-            self.status.value += f"<br><span style='color:#c92a2a'>map: {html.escape(str(exc))}</span>"
+            self.status.value += f"<br><span style='color:var(--jp-error-color1,#c92a2a)'>map: {html.escape(str(exc))}</span>"
 
     def _fill(self, generation: int, query: Any, hits: list[Hit]) -> None:
         """Background thread: query thumbnail, then each result's; stops if a newer query started."""

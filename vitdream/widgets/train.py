@@ -16,7 +16,9 @@ from typing import Any
 
 import ipywidgets as W
 
+from vitdream.widgets.help import TOOLTIPS
 from vitdream.widgets.record import StaticRecord, plain_text
+from vitdream.widgets.theme import neutral_plot_style
 
 CURVES = (("loss", "total"), ("instance_loss", "instance"), ("prior_loss", "prior"))
 
@@ -58,6 +60,8 @@ class TrainDashboard(StaticRecord, W.VBox):
         self.start_button = W.Button(description="Start", icon="play", button_style="success")
         self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger")
         self.resume_button = W.Button(description="Resume", icon="repeat", button_style="info")
+        for button, tip in ((self.start_button, "start"), (self.stop_button, "stop"), (self.resume_button, "resume")):
+            button.tooltip = TOOLTIPS[tip]
         self.start_button.on_click(lambda _: self._start(None))
         self.resume_button.on_click(lambda _: self._start("latest"))
         self.stop_button.on_click(lambda _: self._stop())
@@ -95,7 +99,7 @@ class TrainDashboard(StaticRecord, W.VBox):
             try:
                 self.render()
             except Exception as exc:  # show, never die silently
-                self.errors.value = f"<pre style='color:#b00'>dashboard error: {html.escape(repr(exc))}</pre>"
+                self.errors.value = f"<pre style='color:var(--jp-error-color1,#b00)'>dashboard error: {html.escape(repr(exc))}</pre>"
             time.sleep(self.throttle_s)
 
     # -- drawing --------------------------------------------------------------------------------------
@@ -113,7 +117,7 @@ class TrainDashboard(StaticRecord, W.VBox):
         self.resume_button.disabled = running or self.run.latest_checkpoint() is None
         self.stop_button.disabled = not running
         self.progress.value = int(last.get("step", 0))
-        self.errors.value = f"<pre style='color:#b00;white-space:pre-wrap'>{html.escape(error)}</pre>" if error else ""
+        self.errors.value = f"<pre style='color:var(--jp-error-color1,#b00);white-space:pre-wrap'>{html.escape(error)}</pre>" if error else ""
         if steps:
             self.plot.value = self._plot_png(steps)
         if validation is not None and getattr(self, "_shown_validation", None) is not validation:
@@ -130,6 +134,7 @@ class TrainDashboard(StaticRecord, W.VBox):
             parts.append(f"{last['steps_per_s']:.2f} steps/s, ETA {_fmt_time(last.get('eta_s'))}")
         return " &nbsp;·&nbsp; ".join(p for p in parts if p)
 
+    @neutral_plot_style  # legible on light and dark themes alike
     def _plot_png(self, steps: list[dict[str, Any]]) -> bytes:
         from matplotlib.figure import Figure
 
@@ -175,7 +180,7 @@ class TrainDashboard(StaticRecord, W.VBox):
         try:
             self.run.start(resume=resume)
         except Exception as exc:
-            self.errors.value = f"<pre style='color:#b00'>{html.escape(f'{type(exc).__name__}: {exc}')}</pre>"
+            self.errors.value = f"<pre style='color:var(--jp-error-color1,#b00)'>{html.escape(f'{type(exc).__name__}: {exc}')}</pre>"
         self._dirty.set()
 
     def _stop(self) -> None:

@@ -1,0 +1,44 @@
+"""Theme-neutral drawing: the widgets' plots carry their own opaque light background and dark text.
+
+A kernel cannot know the front end's theme (light or dark JupyterLab, Notebook 7, VS Code), and a
+user's matplotlib style may make figures transparent or light-on-dark. Plots drawn inside
+:func:`plot_style` look the same everywhere and stay legible on any page background; HTML text uses
+JupyterLab's theme variables (``var(--jp-...)``) with a fallback.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+PLOT_RC: dict[str, Any] = {
+    "figure.facecolor": "white",
+    "axes.facecolor": "white",
+    "savefig.facecolor": "white",
+    "savefig.transparent": False,
+    "text.color": "black",
+    "axes.labelcolor": "black",
+    "axes.edgecolor": "black",
+    "xtick.color": "black",
+    "ytick.color": "black",
+    "legend.facecolor": "white",
+    "legend.labelcolor": "black",
+}
+
+
+def plot_style() -> Any:
+    """A context in which new matplotlib figures use :data:`PLOT_RC`, whatever the user's style."""
+    import matplotlib
+
+    return matplotlib.rc_context(PLOT_RC)
+
+
+def neutral_plot_style(draw: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: ``draw`` makes its figures inside :func:`plot_style`."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with plot_style():
+            return draw(*args, **kwargs)
+
+    return wrapper
