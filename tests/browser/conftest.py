@@ -60,6 +60,9 @@ BENIGN_CONSOLE = [
         r"Failed to load resource: the server responded with a status of 404",  # optional lab assets
         r"favicon",
         r"net::ERR_INTERNET_DISCONNECTED|net::ERR_NAME_NOT_RESOLVED|net::ERR_CONNECTION_REFUSED",
+        # Notebook 7 asks its own static folder for a theme font that lives elsewhere ("not in root static
+        # directory", 403): text falls back to the next font of the stack
+        r"/static/notebook/[0-9a-f]+\.woff2?$",
     )
 ]
 # Notebook 7.6's own start-up error, on every page (/tree too) of a plain `jupyter notebook` here: its
@@ -275,7 +278,7 @@ class LabPage:
         loc = msg.location.get("url", "") if msg.location else ""
         if any(p.search(text) or p.search(loc) for p in BENIGN_CONSOLE):
             return
-        self.console_errors.append(text)
+        self.console_errors.append(f"{text} ({loc})" if loc else text)
 
     def _on_pageerror(self, exc) -> None:
         if self.frontend == "notebook" and str(exc) in BENIGN_NOTEBOOK7_PAGEERRORS:
@@ -427,6 +430,88 @@ class LabPage:
         self.page.evaluate("""() => { const s = window.jupyterapp.shell;
                                       if (s.collapseLeft) s.collapseLeft(); if (s.collapseRight) s.collapseRight(); }""")
         locator.scroll_into_view_if_needed()
+
+    # -- keyboard, contrast, responsiveness
+    def tab_through(self, root, max_presses: int = 80) -> tuple[int, list[str]]:
+        """Focus the first focusable element of ``root``, then press Tab until focus leaves it.
+
+        Returns how many enabled buttons ``root`` has and the labels of those Tab never reached."""
+        total = root.evaluate(
+            """(root) => { const buttons = Array.from(root.querySelectorAll('button')).filter(b => !b.disabled && b.offsetParent);
+                           buttons.forEach((b, i) => b.dataset.vdKb = String(i));
+                           const first = root.querySelector('button, input, select, textarea, [tabindex]:not([tabindex="-1"])');
+                           first.focus(); return buttons.length; }"""
+        )
+        reached: set[str] = set()
+        for _ in range(max_presses):
+            where = self.page.evaluate(
+                """(root) => { const a = document.activeElement;
+                               return [root.contains(a), a && a.dataset ? (a.dataset.vdKb || null) : null]; }""",
+                root.element_handle(),
+            )
+            if not where[0] and reached:
+                break
+            if where[1] is not None:
+                reached.add(where[1])
+            self.page.keyboard.press("Tab")
+        missing = root.evaluate(
+            "(root, reached) => Array.from(root.querySelectorAll('button[data-vd-kb]'))"
+            ".filter(b => !reached.includes(b.dataset.vdKb)).map(b => b.textContent.trim() || b.title || b.className)",
+            sorted(reached),
+        )
+        return total, missing
+
+    def contrast_problems(self, root, minimum: float = 4.5) -> list[str]:
+        """Text in ``root`` whose colour against its background is under ``minimum`` (WCAG AA: 4.5)."""
+        return root.evaluate(
+            """(root, minimum) => {
+              const rgba = (s) => (s.match(/[\\d.]+/g) || [0, 0, 0, 0]).map(Number).concat([1]).slice(0, 4);
+              const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+                                                   .reduce((acc, v, i) => acc + v * [0.2126, 0.7152, 0.0722][i], 0);
+              const background = (el) => { for (; el; el = el.parentElement) { const c = rgba(getComputedStyle(el).backgroundColor);
+                                           if (c[3] > 0.5) return c; } return [255, 255, 255, 1]; };
+              const out = [];
+              for (const el of root.querySelectorAll('*')) {
+                const text = Array.from(el.childNodes).filter(n => n.nodeType === 3).map(n => n.textContent.trim()).join('');
+                if (!text || !el.offsetParent || el.closest('button:disabled')) continue;
+                const fg = lum(rgba(getComputedStyle(el).color)), bg = lum(background(el));
+                const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+                if (ratio < minimum) out.push(`${JSON.stringify(text.slice(0, 40))}: ${ratio.toFixed(2)} (${getComputedStyle(el).color} on ${background(el)})`);
+              }
+              return out;
+            }""",
+            minimum,
+        )
+
+    def image_text_contrast(self, img) -> float:
+        """Contrast between the background of a picture with drawn text (a plot) and its darkest or
+        brightest ink, measured on a screenshot of the element as the page shows it."""
+        import io
+
+        from PIL import Image
+
+        shot = Image.open(io.BytesIO(img.screenshot())).convert("L")
+        from collections import Counter
+
+        pixels = sorted(shot.getdata())
+        background = Counter(pixels).most_common(1)[0][0]
+        ink = pixels[len(pixels) // 200] if background > 127 else pixels[-len(pixels) // 200]
+        to_lum = lambda v: ((v / 255) / 12.92) if v / 255 <= 0.03928 else (((v / 255) + 0.055) / 1.055) ** 2.4  # noqa: E731
+        hi, lo = max(to_lum(background), to_lum(ink)), min(to_lum(background), to_lum(ink))
+        return (hi + 0.05) / (lo + 0.05)
+
+    def execute_seconds(self, code: str = "pass") -> float:
+        """Round trip of a new execute request on this notebook's kernel, as the front end times it."""
+        return self.page.evaluate(
+            """async (code) => { const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+                                 const t = performance.now(); await k.requestExecute({code}).done;
+                                 return (performance.now() - t) / 1000; }""",
+            code,
+        )
+
+    def mark(self, locator, name: str = "vdMark") -> None:
+        """Tag a DOM element, to check later that it is still the same element (updated, not re-created)."""
+        locator.evaluate("(el, name) => { el.dataset[name] = 'kept'; }", name)
 
     def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

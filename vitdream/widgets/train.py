@@ -18,7 +18,7 @@ import ipywidgets as W
 
 from vitdream.widgets.help import TOOLTIPS
 from vitdream.widgets.record import StaticRecord, plain_text
-from vitdream.widgets.theme import neutral_plot_style
+from vitdream.widgets.theme import legible_button, neutral_plot_style
 
 CURVES = (("loss", "total"), ("instance_loss", "instance"), ("prior_loss", "prior"))
 
@@ -62,6 +62,7 @@ class TrainDashboard(StaticRecord, W.VBox):
         self.resume_button = W.Button(description="Resume", icon="repeat", button_style="info")
         for button, tip in ((self.start_button, "start"), (self.stop_button, "stop"), (self.resume_button, "resume")):
             button.tooltip = TOOLTIPS[tip]
+            legible_button(button)
         self.start_button.on_click(lambda _: self._start(None))
         self.resume_button.on_click(lambda _: self._start("latest"))
         self.stop_button.on_click(lambda _: self._stop())
