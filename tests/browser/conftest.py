@@ -491,9 +491,10 @@ class LabPage:
         from PIL import Image
 
         shot = Image.open(io.BytesIO(img.screenshot())).convert("L")
+        shot = shot.crop((3, 3, shot.width - 3, shot.height - 3))  # edges may show the page around it
         from collections import Counter
 
-        pixels = sorted(shot.getdata())
+        pixels = sorted(shot.tobytes())  # one byte per pixel (mode L)
         background = Counter(pixels).most_common(1)[0][0]
         ink = pixels[len(pixels) // 200] if background > 127 else pixels[-len(pixels) // 200]
         to_lum = lambda v: ((v / 255) / 12.92) if v / 255 <= 0.03928 else (((v / 255) + 0.055) / 1.055) ** 2.4  # noqa: E731
@@ -507,6 +508,12 @@ class LabPage:
                                  const t = performance.now(); await k.requestExecute({code}).done;
                                  return (performance.now() - t) / 1000; }""",
             code,
+        )
+
+    def saved_outputs(self, cell: int) -> list[dict]:
+        """The outputs of code cell ``cell`` as the front end would save them (its notebook model)."""
+        return self.page.evaluate(
+            "(i) => window.jupyterapp.shell.currentWidget.context.model.toJSON().cells[i].outputs || []", cell
         )
 
     def mark(self, locator, name: str = "vdMark") -> None:

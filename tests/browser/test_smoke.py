@@ -73,3 +73,7 @@ def test_error_detection_catches_broken_widgets(lab):
     assert "ValueError: boom from a widget callback" in problems
     with pytest.raises(AssertionError, match="widget errors in the browser"):
         lab.assert_no_problems()
+    # the legibility checks fail on text and a plot too faint to read
+    faint = lab.page.locator(".vd-faint")
+    assert [p for p in lab.contrast_problems(faint) if p.startswith('"faint text"')], lab.contrast_problems(faint)
+    assert lab.image_text_contrast(faint.locator("img")) < 2

@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 SCORE = re.compile(r"\d+\.\d{3}")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def _upload(page, button, path, keyboard: bool = False) -> None:
@@ -38,6 +39,14 @@ def _check_keyboard_and_contrast(lab, ui) -> None:
     assert total >= 1 and not missing, f"buttons Tab never reached: {missing}"
     problems = lab.contrast_problems(ui)
     assert not problems, f"text under WCAG AA contrast in the {lab.theme} theme: {problems}"
+
+
+def _record(outputs: list[dict], needle: str) -> dict | None:
+    """The static record among a cell's saved outputs, once its text contains ``needle``."""
+    hidden = [o["data"] for o in outputs if o.get("data", {}).get(WIDGET_VIEW, {}).get("model_id") == ""]
+    if len(hidden) == 2 and needle in hidden[0]["text/plain"]:
+        return {"text": hidden[0]["text/plain"], "png": hidden[1].get("image/png")}
+    return None
 
 
 def _still_marked(locator) -> bool:
@@ -194,6 +203,9 @@ def test_train_dashboard_live_curve_then_stop(lab):
     expect(status).to_contain_text("stopped, checkpoint saved", timeout=120_000)
     expect(ui.get_by_role("button", name="Resume")).to_be_enabled()
     expect(ui.get_by_role("button", name="Start")).to_be_enabled()
+    # the static record in the notebook the front end would save follows the widget (widgets/record.py)
+    record = _wait_until(page, lambda: _record(lab.saved_outputs(2), "stopped, checkpoint saved"), what="the record")
+    assert re.search(r"step \d+/2000", record["text"]) and record["png"], record["text"]
     lab.show(ui)
     lab.assert_no_problems()
 

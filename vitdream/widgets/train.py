@@ -123,8 +123,7 @@ class TrainDashboard(StaticRecord, W.VBox):
             self.plot.value = self._plot_png(steps)
         if validation is not None and getattr(self, "_shown_validation", None) is not validation:
             self._shown_validation = validation
-            self.images.children = [self._image_box(img, prompt, validation["step"])
-                                    for img, prompt in zip(validation["images"], validation["prompts"])]
+            self._show_validation(validation)
         self.status.value = self._status_html(state, message, last)  # last: a status seen means all is drawn
 
     def _status_html(self, state: str, message: str, last: dict[str, Any]) -> str:
@@ -155,12 +154,19 @@ class TrainDashboard(StaticRecord, W.VBox):
         fig.savefig(buffer, format="png")
         return buffer.getvalue()
 
-    @staticmethod
-    def _image_box(image: Any, prompt: str, step: int) -> W.VBox:
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        view = W.Image(value=buffer.getvalue(), format="png", layout=W.Layout(width="128px", height="128px"))
-        return W.VBox([view, W.HTML(f"<small>step {step}: {html.escape(prompt)}</small>")])
+    def _show_validation(self, validation: dict[str, Any]) -> None:
+        """Validation images by value: the image and caption widgets are reused, never re-created."""
+        boxes = list(self.images.children)
+        pairs = list(zip(validation["images"], validation["prompts"]))
+        while len(boxes) < len(pairs):
+            boxes.append(W.VBox([W.Image(format="png", layout=W.Layout(width="128px", height="128px")), W.HTML()]))
+        for box, (image, prompt) in zip(boxes, pairs):
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            box.children[0].value = buffer.getvalue()
+            box.children[1].value = f"<small>step {validation['step']}: {html.escape(prompt)}</small>"
+        if len(self.images.children) != len(pairs):
+            self.images.children = boxes[: len(pairs)]
 
     # -- static record (widgets/record.py) ------------------------------------------------------------
     record_name = "vitdream training dashboard"
