@@ -92,6 +92,10 @@ def test_classify_upload_shows_topk_bars_and_attention(lab, tmp_path):
 
     labels = set(CLASSES) | set(DEFAULT_LABELS)
     expect(ui.locator("select option:checked")).to_have_text("(pick an image)")
+    # the static record's two outputs (text, snapshot) are hidden in the live front end: no gap below
+    children = lab.cell_output(2).locator(".jp-OutputArea-child")
+    heights = children.evaluate_all("(cs) => cs.map(c => c.getBoundingClientRect().height)")
+    assert len(heights) == 3 and heights[0] > 100 and max(heights[1:]) < 5, heights
 
     _check_keyboard_and_contrast(lab, ui)
     _upload(page, ui.locator("button.widget-upload"), picture, keyboard=True)
