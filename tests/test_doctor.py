@@ -117,3 +117,14 @@ def test_vd_doctor_and_the_magic(capsys):
     vitdream_magic("doctor --no-load")
     out = capsys.readouterr().out
     assert "widgets" in out and out.strip().splitlines()[-1] == report.verdict
+
+
+def test_a_cuda_machine_reports_its_gpu_and_device(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Fake GPU 80GB")
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    torch_row, device = health.check_torch()
+    assert "CUDA 12.4: Fake GPU 80GB" in torch_row.detail
+    assert device.status == "ok" and device.detail == "ViTs run on cuda, diffusion on cuda"
