@@ -75,7 +75,7 @@ def compose(images: Iterable[bytes], height: int = SNAPSHOT_HEIGHT, max_width: i
             x += tile.width + gap
         y += max(t.height for t in r) + gap
     buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG", optimize=True)
+    canvas.save(buffer, format="PNG")
     return buffer.getvalue()
 
 

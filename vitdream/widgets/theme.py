@@ -8,8 +8,7 @@ JupyterLab's theme variables (``var(--jp-...)``) with a fallback.
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
+from typing import Any
 
 PLOT_RC: dict[str, Any] = {
     "figure.facecolor": "white",
@@ -31,17 +30,6 @@ def plot_style() -> Any:
     import matplotlib
 
     return matplotlib.rc_context(PLOT_RC)
-
-
-def neutral_plot_style(draw: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorator: ``draw`` makes its figures inside :func:`plot_style`."""
-
-    @functools.wraps(draw)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with plot_style():
-            return draw(*args, **kwargs)
-
-    return wrapper
 
 
 # button_style -> (background, text): ipywidgets' own success/info/danger colours put white text at

@@ -18,9 +18,8 @@ import ipywidgets as W
 
 from vitdream.widgets.help import TOOLTIPS
 from vitdream.widgets.record import StaticRecord, plain_text
-from vitdream.widgets.theme import legible_button, neutral_plot_style
+from vitdream.widgets.theme import legible_button
 
-CURVES = (("loss", "total"), ("instance_loss", "instance"), ("prior_loss", "prior"))
 
 
 def train(run: Any, *, throttle_s: float = 0.5, start: bool = False) -> "TrainDashboard":
@@ -134,25 +133,12 @@ class TrainDashboard(StaticRecord, W.VBox):
             parts.append(f"{last['steps_per_s']:.2f} steps/s, ETA {_fmt_time(last.get('eta_s'))}")
         return " &nbsp;·&nbsp; ".join(p for p in parts if p)
 
-    @neutral_plot_style  # legible on light and dark themes alike
     def _plot_png(self, steps: list[dict[str, Any]]) -> bytes:
-        from matplotlib.figure import Figure
+        if getattr(self, "_loss_plot", None) is None:
+            from vitdream.widgets.lossplot import LossPlot
 
-        fig = Figure(figsize=(8, 2.6), dpi=80)
-        ax, ax_lr = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1.3]})
-        x = [s["step"] for s in steps]
-        for key, label in CURVES:
-            ys = [s.get(key) for s in steps]
-            if any(y is not None for y in ys):
-                ax.plot(x, [float("nan") if y is None else y for y in ys], label=label, lw=1.2)
-        ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.legend(loc="upper right", fontsize=8), ax.grid(alpha=0.3)
-        ax_lr.plot(x, [s.get("lr") or 0.0 for s in steps], color="tab:purple", lw=1.2)
-        ax_lr.set_xlabel("step"), ax_lr.set_title("learning rate", fontsize=9), ax_lr.grid(alpha=0.3)
-        ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return buffer.getvalue()
+            self._loss_plot = LossPlot()  # one figure, updated: see lossplot.py
+        return self._loss_plot.png(steps)
 
     def _show_validation(self, validation: dict[str, Any]) -> None:
         """Validation images by value: the image and caption widgets are reused, never re-created."""
