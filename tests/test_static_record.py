@@ -43,7 +43,10 @@ CELLS = [
     "run = vd.dreambooth(**make_tiny_dreambooth(work / 'db'), instance_prompt='a photo of sks dog',\n"
     "                    output_dir=str(work / 'run'), max_steps=3, report_to=['csv'])\n"
     "dashboard = vd.widgets.train(run)\ndashboard",
-    "run.start(); run.wait(300); import time; time.sleep(1.5)  # the dashboard draws the end",
+    "import time\nrun.start(); run.wait(300)\n"
+    "for _ in range(300):  # until the dashboard has drawn the end (its own thread)\n"
+    "    if 'finished' in dashboard.status.value: break\n"
+    "    time.sleep(0.1)",
 ]
 
 
