@@ -6,7 +6,7 @@ import json
 
 import click
 
-from vitdream.cli import fail_clearly, parse_key_values
+from vitdream.commands import fail_clearly, parse_key_values
 
 
 @click.group()
