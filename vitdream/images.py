@@ -165,6 +165,16 @@ def expand_sources(spec: str | os.PathLike | Sequence[Any]) -> list[Any]:
     return list(spec)
 
 
+def folder_files(folder: str | os.PathLike) -> list[str]:
+    """Every regular file under ``folder`` (recursive, sorted), whatever its extension; hidden
+    files and folders (``.git``, ``.DS_Store``...) left out. For callers that decide by content."""
+    out = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        out.extend(os.path.join(root, f) for f in files if not f.startswith(".") and os.path.isfile(os.path.join(root, f)))
+    return sorted(out)
+
+
 # -- internals --------------------------------------------------------------------------------
 def _open(fh: Any, label: str) -> "Image.Image":
     image, failure = _decode(fh)

@@ -59,6 +59,7 @@ class SearchWidget(w.VBox):
         self.map_toggle = w.ToggleButton(value=show_map, description="2-D map")
         self.query_image = w.Image(value=_PLACEHOLDER, format="gif", layout=w.Layout(width=f"{thumb_size}px", height=f"{thumb_size}px", object_fit="contain"))
         self.status = w.HTML(f"<i>{html.escape(repr(index))}</i>")
+        self.report = w.HTML(_report_html(index))
         self.map_image = w.Image(format="png", layout=w.Layout(display="block" if show_map else "none", max_width="520px"))
         self.cards: list[ResultCard] = []
         self.grid = w.GridBox(layout=w.Layout(grid_template_columns=f"repeat({columns}, {thumb_size + 16}px)"))
@@ -69,7 +70,7 @@ class SearchWidget(w.VBox):
         self.k_slider.observe(lambda _: self._query is not None and self.query(self._query), names="value")
         self.map_toggle.observe(self._on_map_toggle, names="value")
         controls = w.HBox([self.upload, self.path, self.go, self.k_slider, self.map_toggle])
-        super().__init__([controls, w.HBox([self.query_image, self.status]), self.grid, self.map_image])
+        super().__init__([controls, self.report, w.HBox([self.query_image, self.status]), self.grid, self.map_image])
 
     # -- actions ----------------------------------------------------------------------------
     def query(self, query: Any) -> list[Hit]:
@@ -154,6 +155,18 @@ def _query_thumbnail(index: ImageIndex, query: Any, size: int) -> bytes | None:
         return buffer.getvalue()
     except Exception:
         return None
+
+
+def _report_html(index: ImageIndex) -> str:
+    """The last build's counts: indexed / failed (by kind) / skipped as not images."""
+    from vitdream.search.image_index import summary_text
+
+    summary = index.last_summary
+    if not summary:
+        return ""
+    failed = "".join(f"<li>{html.escape(f.source)}: {html.escape(f.reason)}</li>" for f in index.failures[:10])
+    details = f"<details><summary>failed files</summary><ul>{failed}</ul></details>" if failed else ""
+    return f"<div style='font-size:12px;color:#555'>last build: {html.escape(summary_text(summary))}{details}</div>"
 
 
 def _describe(query: Any) -> str:
