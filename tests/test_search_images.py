@@ -100,7 +100,7 @@ def test_every_query_form_finds_the_same_image(world):
         index.search(world["root"] / "missing.png")
 
 
-@pytest.mark.parametrize("kind", ["faiss-hnsw", "faiss-ivf"])
+@pytest.mark.parametrize("kind", ["faiss-hnsw", "faiss-ivf", "faiss-ivfpq"])
 def test_rebuild_as_another_kind_then_save_load_round_trip(world, kind, tmp_path):
     index = vd.build_index(world["good"][:8], embedder=world["embedder"], kind="faiss-flat")
     exact = [[h.path for h in hits] for hits in index.search_many(world["good"][:8], k=4)]
