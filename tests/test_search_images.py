@@ -394,6 +394,49 @@ def test_widget_upload_click_and_k(world, tmp_path, monkeypatch):
     assert bytes(widget.map_image.value).startswith(b"\x89PNG")
 
 
+def _vector_only_index(kind: str, vectors: np.ndarray, **options) -> ImageIndex:
+    from vitdream.search.table import Item
+
+    index = ImageIndex(None, kind, index_options=options)
+    ids = np.arange(len(vectors))
+    index.table.add([Item(int(i), f"/virtual/{i}.png", 0, 0) for i in ids], vectors)
+    index._ensure_vectors(vectors.shape[1]).add(vectors, ids)
+    return index
+
+
+def test_sample_recall_matches_an_independent_exact_check():
+    from vitdream.search.recall import knob_of, sample_recall
+
+    x = np.random.default_rng(0).standard_normal((3000, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = _vector_only_index("faiss-ivf", x, nprobe=1)
+    assert knob_of(index) == ("nprobe", [1, 2, 4, 8, 16, 32, 64])
+    low = sample_recall(index, k=10, queries=40, seed=3)
+    rows = np.random.default_rng(3).choice(3000, 40, replace=False)  # the same sample
+    expected = []
+    for r in rows:
+        exact = x @ x[r]
+        exact[r] = -np.inf
+        truth = set(np.argsort(-exact)[:10].tolist())
+        found = [i for i in index.vectors.search(x[r][None], 11)[1][0].tolist() if i != r][:10]
+        expected.append(len(truth & set(found)) / 10)
+    assert low.queries == 40 and low.recall == pytest.approx(np.mean(expected)) and low.recall < 0.8
+    index.configure(nprobe=64)  # every list: exact
+    assert sample_recall(index, k=10, queries=40, seed=3).recall == 1.0
+
+
+def test_widget_knob_slider_shows_the_recall_it_buys(world):
+    index = vd.build_index(world["good"], embedder=world["embedder"], kind="faiss-hnsw")
+    widget = vd.widgets.search(index, k=3)
+    assert widget.knob.description == "ef_search" and widget.knob.value == 128 and widget.knob.layout.display != "none"
+    assert "recall@3 <b>1.000</b> vs exact (14 sample queries)" in widget.recall.value
+    widget.query(world["good"][1])
+    widget.knob.value = 8
+    assert index.vectors.options.ef_search == 8 and widget.hits[0].path == world["good"][1]
+    flat = vd.widgets.search(world["index"])
+    assert flat.knob.layout.display == "none" and "exact search" in flat.recall.value
+
+
 def test_cli_build_and_search(world, tmp_path):
     from click.testing import CliRunner
 
