@@ -32,8 +32,8 @@ import numpy as np
 K = 10
 SWEEPS = {
     "faiss-hnsw": ("ef_search", (16, 32, 64, 128, 256)),
-    "faiss-ivf": ("nprobe", (4, 8, 16, 32, 64)),
-    "faiss-ivfpq": ("nprobe", (4, 8, 16, 32, 64)),
+    "faiss-ivf": ("nprobe", (4, 8, 16, 32, 64, 128)),
+    "faiss-ivfpq": ("nprobe", (4, 8, 16, 32, 64, 128)),
 }
 
 
@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--m", type=int, default=None, help="IVF-PQ bytes per vector (default: dim/8)")
     parser.add_argument("--rerank", type=int, default=100, help="IVF-PQ candidates re-ranked exactly")
     parser.add_argument("--cache", default=None, help="folder caching the shapes embeddings")
+    parser.add_argument("--values", default=None, help="knob values to sweep, comma-separated (default: per kind)")
     args = parser.parse_args()
 
     import faiss
@@ -148,6 +149,8 @@ def main() -> None:
         build_s = time.perf_counter() - t
         mem = memory_bytes(index)
         knob, values = SWEEPS.get(kind, ("", (None,)))
+        if args.values and knob:
+            values = tuple(int(v) for v in args.values.split(","))
         for value in values:
             if value is not None:
                 setattr(index.options, knob, value)

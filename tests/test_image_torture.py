@@ -23,6 +23,9 @@ from vitdream.errors import ImageLoadError
 from vitdream.image_failures import FAILURE_KINDS
 from vitdream.images import load_image, load_images
 
+# the corpus is broken on purpose: Pillow's own warnings about it ("Truncated File Read", "Corrupt EXIF ...") are expected
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")]
+
 MODES = ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV",
          "I", "I;16", "I;16L", "I;16B", "I;16N", "F"]
 SIZE = (13, 9)
@@ -272,6 +275,33 @@ def test_missing_codec_is_not_called_corrupt(monkeypatch):
     with pytest.raises(ImageLoadError, match="pillow-heif") as info:
         load_image(heic)
     assert info.value.kind == "needs-codec"
+
+
+def test_avif_without_its_codec_says_so(monkeypatch):
+    from PIL import AvifImagePlugin
+
+    avif = _save(Image.new("RGB", (8, 8), (1, 2, 3)), "AVIF")
+    monkeypatch.setattr(AvifImagePlugin, "SUPPORTED", False)  # a Pillow without libavif
+    with pytest.raises(ImageLoadError, match="needs a codec this Pillow lacks.*AVIF support not installed") as info:
+        load_image(avif, name="phone.avif")
+    assert info.value.kind == "needs-codec"
+
+
+def test_threaded_loading_leaves_the_warning_filters_alone(tmp_path):
+    import warnings
+
+    from vitdream.vision.inference import iter_batches
+
+    paths = []
+    for i in range(40):
+        path = tmp_path / f"{i}.png"
+        path.write_bytes(_save(Image.new("RGB", (8, 8), (i, 0, 0)), "PNG") if i % 2 else b"not an image")
+        paths.append(str(path))
+    before = list(warnings.filters)
+    failures: list = []
+    batches = list(iter_batches(paths, lambda im: np.asarray(im), 4, failures, workers=4))
+    assert warnings.filters == before
+    assert sum(len(b.indices) for b in batches) == 20 and {f.kind for f in failures} == {"not-image"}
 
 
 def test_eps_needs_ghostscript_unless_installed():

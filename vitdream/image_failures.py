@@ -10,7 +10,7 @@ traceback holds the partly decoded image) once the caller's ``except`` block end
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Sequence
 
 FAILURE_KINDS = {
     "not-image": "not an image file (or a format Pillow cannot identify)",
@@ -47,7 +47,7 @@ def sniff(head: bytes) -> tuple[str, str] | None:
     return None
 
 
-def classify(exc: BaseException, fmt: str | None, head: bytes = b"", warned: Sequence[Any] = ()) -> tuple[str, str]:
+def classify(exc: BaseException, fmt: str | None, head: bytes = b"") -> tuple[str, str]:
     """(kind, reason) for an exception raised while opening/decoding/converting an image."""
     from PIL import Image, UnidentifiedImageError
 
@@ -57,7 +57,7 @@ def classify(exc: BaseException, fmt: str | None, head: bytes = b"", warned: Seq
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return "bomb", f"decompression bomb refused: {text} (raise PIL.Image.MAX_IMAGE_PIXELS only for files you trust)"
     if isinstance(exc, UnidentifiedImageError):
-        notes = [str(w.message) for w in warned if "not installed" in str(w.message) or "support" in str(w.message)]
+        notes = _accept_notes(head)
         if notes:
             return "needs-codec", f"needs a codec this Pillow lacks ({'; '.join(notes)})"
         claimed = _claimed_format(head)
@@ -106,3 +106,18 @@ def _format_in_traceback(exc: BaseException) -> str | None:
             found = owner.format
         tb = tb.tb_next
     return found
+
+
+def _accept_notes(head: bytes) -> list[str]:
+    """What format checks say instead of accepting ``head`` (e.g. "... AVIF support not installed")."""
+    from PIL import Image
+
+    notes = []
+    for _, accept in Image.OPEN.values():
+        try:
+            result = accept(head[:16]) if accept is not None else None
+        except Exception:
+            continue
+        if isinstance(result, str):
+            notes.append(result)
+    return notes

@@ -32,7 +32,6 @@ from __future__ import annotations
 import glob
 import io
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
@@ -192,14 +191,14 @@ def _decode(fh: Any) -> tuple[Any, tuple[str, str] | None]:
     fh.seek(0)
     image = None
     failure = None
-    with warnings.catch_warnings(record=True) as warned:
-        warnings.simplefilter("always")
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(fh)
-            rgb = _to_rgb(image)
-        except Exception as exc:  # every decoder error, classified; the exception dies with this block
-            failure = classify(exc, getattr(image, "format", None), head, warned)
+    try:  # no warnings.catch_warnings here: it swaps process-wide state, and decoding runs in threads
+        image = Image.open(fh)
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and image.size[0] * image.size[1] > limit:  # Pillow only warns between 1x and 2x
+            raise Image.DecompressionBombError(f"Image size ({image.size[0] * image.size[1]} pixels) exceeds limit of {limit} pixels")
+        rgb = _to_rgb(image)
+    except Exception as exc:  # every decoder error, classified; the exception dies with this block
+        failure = classify(exc, getattr(image, "format", None), head)
     if failure is not None:
         if image is not None:
             image.close()  # drop the partly decoded pixels now
