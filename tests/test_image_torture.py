@@ -23,8 +23,9 @@ from vitdream.errors import ImageLoadError
 from vitdream.image_failures import FAILURE_KINDS
 from vitdream.images import load_image, load_images
 
-# the corpus is broken on purpose: Pillow's own warnings about it ("Truncated File Read", "Corrupt EXIF ...") are expected
-pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")]
+# the corpus is broken on purpose: Pillow's own warnings about it ("Truncated File Read", "Corrupt EXIF ...", IM deprecated) are expected
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")]
 
 MODES = ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV",
          "I", "I;16", "I;16L", "I;16B", "I;16N", "F"]
