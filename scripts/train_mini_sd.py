@@ -36,12 +36,33 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from vitdream.datasets.reading import read_look  # noqa: E402
 from vitdream.datasets.shapes import BACKGROUNDS, CLASSES, COLOURS, SHAPES, ShapesDataset, caption  # noqa: E402
 
-WORDS = ["a", "photo", "of", "on", "background", "sks", *SHAPES, *COLOURS, *BACKGROUNDS]
+# new words go at the end: earlier token ids stay the same, so --init can continue an older model
+WORDS = ["a", "photo", "of", "on", "background", "sks", *SHAPES, *COLOURS, "white", "black", "red", "green", "blue",
+         "yellow", "and", "two", "tone", "striped", "plain", "grey", "purple"]
 CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.,!?'-"
 MAX_TOKENS = 32
 TEXT_WIDTH = 64
+
+
+def relative(value: object) -> str:
+    """A setting as recorded in training.json: paths relative to the repository, never absolute."""
+    text = str(value)
+    try:
+        return Path(text).resolve().relative_to(ROOT).as_posix() if os.sep in text else text
+    except ValueError:
+        return Path(text).name
+
+
+def random_caption(spec, rng: np.random.Generator) -> str:
+    """A caption of ``spec`` naming each attribute with the world's probabilities (10%: empty, for CFG)."""
+    if rng.random() < 0.1:
+        return ""
+    named = rng.random() < 0.85
+    return caption(spec.shape, spec.colour if named else None, spec.background if rng.random() < 0.5 else None,
+                   pattern=spec.pattern if rng.random() < 0.85 else None, colour2=spec.colour2 if named else None)
 
 
 def log(msg: str) -> None:
@@ -49,6 +70,18 @@ def log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------- models
+def bpe(pieces: list[str], merges: list[str]) -> list[str]:
+    """Apply ``merges`` to ``pieces`` the way BPE does: always the best-ranked adjacent pair first."""
+    rank = {tuple(m.split()): i for i, m in enumerate(merges)}
+    while len(pieces) > 1:
+        pairs = [(rank.get((a, b), len(rank)), i) for i, (a, b) in enumerate(zip(pieces, pieces[1:]))]
+        best, i = min(pairs)
+        if best == len(rank):
+            break
+        pieces = pieces[:i] + [pieces[i] + pieces[i + 1]] + pieces[i + 2:]
+    return pieces
+
+
 def build_tokenizer(folder: Path):
     """A CLIPTokenizer whose vocabulary is every single character plus the world's whole words."""
     from transformers import CLIPTokenizer
@@ -58,7 +91,8 @@ def build_tokenizer(folder: Path):
         vocab += [ch, ch + "</w>"]
     merges: list[str] = []
     for word in dict.fromkeys(WORDS):
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        # what BPE makes of the word with the merges so far, then merges joining those pieces in order
+        pieces = bpe(list(word[:-1]) + [word[-1] + "</w>"], merges)
         current = pieces[0]
         for piece in pieces[1:]:
             merge = f"{current} {piece}"
@@ -78,6 +112,22 @@ def build_tokenizer(folder: Path):
         if len(ids) != 1:
             log(f"note: {word!r} tokenizes to {len(ids)} tokens")
     return tok
+
+
+def remap_token_embeddings(text_encoder, old_tok, new_tok) -> None:
+    """Give ``text_encoder`` (trained with ``old_tok``) the vocabulary of ``new_tok``: rows of tokens both
+    know are kept, the others start from the same random init as a new model's."""
+    old_vocab, new_vocab = old_tok.get_vocab(), new_tok.get_vocab()
+    old = text_encoder.get_input_embeddings().weight.data
+    new = torch.randn(len(new_vocab), old.shape[1]) * text_encoder.config.initializer_range
+    kept = [t for t in new_vocab if t in old_vocab]
+    for token in kept:
+        new[new_vocab[token]] = old[old_vocab[token]]
+    embedding = torch.nn.Embedding(len(new_vocab), old.shape[1])
+    embedding.weight.data = new
+    text_encoder.set_input_embeddings(embedding)
+    text_encoder.config.vocab_size = len(new_vocab)
+    log(f"text encoder: {len(kept)} token embeddings kept, {len(new_vocab) - len(kept)} new")
 
 
 def build_text_encoder(tok):
@@ -149,14 +199,14 @@ def train_vae(args, work: Path):
         log("stage 1: reusing trained VAE from " + str(work / "vae"))
         return AutoencoderKL.from_pretrained(work / "vae")
     torch.manual_seed(args.seed)
-    vae = build_vae()
+    vae = AutoencoderKL.from_pretrained(args.vae_init) if args.vae_init else build_vae()
     log(f"stage 1: VAE {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M params, {args.vae_steps} steps")
-    ds = ShapesDataset(args.vae_steps * args.vae_batch, seed=args.seed + 1)
-    opt = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
+    ds = ShapesDataset(args.vae_steps * args.vae_batch, seed=args.seed + (101 if args.vae_init else 1), held_out=())
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
     t0 = time.time()
     for step in range(args.vae_steps):
         for g in opt.param_groups:
-            g["lr"] = 2e-3 * lr_factor(step / args.vae_steps)
+            g["lr"] = args.vae_lr * lr_factor(step / args.vae_steps)
         x = images_tensor(ds, range(step * args.vae_batch, (step + 1) * args.vae_batch))
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample()).sample
@@ -190,9 +240,25 @@ class Judge:
         return [self.model.config.id2label[int(i)] for i in logits.argmax(-1)]
 
 
-def evaluate(pipe, judge: Judge | None, per_class: int, seed: int, grid_path: Path | None) -> dict:
+def full_prompts(n: int, seed: int) -> tuple[list[str], list]:
+    """``n`` prompts naming every attribute (shape, colours, pattern, background) of world looks."""
+    ds = ShapesDataset(n, seed=seed)
+    specs = [ds.spec(i) for i in range(n)]
+    return [caption(s.shape, s.colour, s.background, pattern=s.pattern, colour2=s.colour2) for s in specs], specs
+
+
+def all_right(images, specs, judge: Judge) -> list[bool]:
+    """Per image: the judge's label and the pixel reading agree with every attribute of the spec."""
+    labels = judge.predict(images)
+    return [label == s.label and read_look(im).matches(s.pattern, s.colour, s.colour2, s.background)
+            for im, label, s in zip(images, labels, specs)]
+
+
+def evaluate(pipe, judge: Judge | None, per_class: int, seed: int, grid_path: Path | None,
+             n_full: int = 64) -> dict:
     prompts = [f"a photo of a {label}" for label in CLASSES for _ in range(per_class)]
     expected = [label for label in CLASSES for _ in range(per_class)]
+    full, specs = full_prompts(n_full, seed)
     result = {}
     for guidance in (7.5, 1.0):
         gen = torch.Generator().manual_seed(seed)
@@ -200,18 +266,23 @@ def evaluate(pipe, judge: Judge | None, per_class: int, seed: int, grid_path: Pa
         images = pipe(prompts, num_inference_steps=20, guidance_scale=guidance, generator=gen,
                       height=32, width=32).images
         result[f"gen_s_per_image@{guidance}"] = round((time.time() - t0) / len(images), 3)
+        full_images = pipe(full, num_inference_steps=20, guidance_scale=guidance,
+                           generator=torch.Generator().manual_seed(seed + 1), height=32, width=32).images
         if judge is not None:
             preds = judge.predict(images)
             result[f"acc@{guidance}"] = round(float(np.mean([p == e for p, e in zip(preds, expected)])), 4)
             for part, name in ((0, "colour"), (1, "shape")):
                 result[f"{name}_acc@{guidance}"] = round(float(np.mean(
                     [p.split()[part] == e.split()[part] for p, e in zip(preds, expected)])), 4)
+            result[f"all_right@{guidance}"] = round(float(np.mean(all_right(full_images, specs, judge))), 4)
         if grid_path is not None and guidance == 7.5:
             from PIL import Image
 
-            grid = Image.new("RGB", (32 * per_class * 4, 32 * 4))
-            for i, im in enumerate(images):
-                row, col = divmod(i, per_class * 4)
+            shown = images + full_images[:len(images)]
+            cols = per_class * 4
+            grid = Image.new("RGB", (32 * cols, 32 * ((len(shown) + cols - 1) // cols)))
+            for i, im in enumerate(shown):
+                row, col = divmod(i, cols)
                 grid.paste(im, (col * 32, row * 32))
             grid.resize((grid.width * 3, grid.height * 3), Image.Resampling.NEAREST).save(grid_path)
     return result
@@ -281,6 +352,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--vae-steps", type=int, default=1200)
+    p.add_argument("--vae-lr", type=float, default=2e-3)
+    p.add_argument("--vae-init", type=Path, default=None, help="fine-tune this saved VAE instead of a new one")
     p.add_argument("--vae-batch", type=int, default=16)
     p.add_argument("--n-latents", type=int, default=20000)
     p.add_argument("--steps", type=int, default=8000)
@@ -293,7 +366,8 @@ def main() -> None:
     p.add_argument("--eval-per-class", type=int, default=2)
     p.add_argument("--eval-only", action="store_true", help="measure the pipeline in --out and exit")
     p.add_argument("--init", type=Path, default=None,
-                   help="continue from the UNet and text encoder of this saved pipeline (same tokenizer)")
+                   help="continue from the UNet and text encoder of this saved pipeline (a tokenizer with "
+                        "fewer words gets its new token embeddings initialised fresh)")
     p.add_argument("--save", choices=("best", "latest"), default="best",
                    help="which evaluated EMA pipeline to keep in --out")
     args = p.parse_args()
@@ -302,14 +376,14 @@ def main() -> None:
         eval_only(args)
         return
     args.work.mkdir(parents=True, exist_ok=True)
-    log(f"args: {vars(args)}")
+    log(f"args: { {k: relative(v) for k, v in vars(args).items()} }")
 
     tokenizer = build_tokenizer(args.work / "tokenizer_src")
     vae = train_vae(args, args.work).requires_grad_(False).eval()
 
     # cache latents of a fixed dataset (posterior means)
     ds = ShapesDataset(args.n_latents, seed=args.seed + 2)
-    cache = args.work / f"latents_{args.n_latents}.pt"
+    cache = args.work / f"latents_{args.n_latents}_seed{args.seed + 2}.pt"
     if cache.exists():
         latents = torch.load(cache)
     else:
@@ -325,12 +399,17 @@ def main() -> None:
     log(f"latent scaling_factor {scale:.4f}")
     specs = [ds.spec(i) for i in range(len(ds))]
 
+    command = "scripts/train_mini_sd.py " + " ".join(relative(a) for a in sys.argv[1:])
+    stages = []
+    if args.init and (args.init / "training.json").exists():
+        stages = json.loads((args.init / "training.json").read_text()).get("stages", [])
     torch.manual_seed(args.seed)
     if args.init:
         from diffusers import UNet2DConditionModel
-        from transformers import CLIPTextModel
+        from transformers import CLIPTextModel, CLIPTokenizer
 
         text_encoder = CLIPTextModel.from_pretrained(args.init / "text_encoder")
+        remap_token_embeddings(text_encoder, CLIPTokenizer.from_pretrained(args.init / "tokenizer"), tokenizer)
         unet = UNet2DConditionModel.from_pretrained(args.init / "unet")
         log(f"continuing from {args.init}")
     else:
@@ -381,11 +460,12 @@ def main() -> None:
             res.update(step=step, minutes=round((time.time() - t0) / 60, 1), eval_s=round(time.time() - te, 1))
             history.append(res)
             log(f"EVAL {json.dumps(res)}")
-            score = res.get("acc@7.5", -0.5)
+            score = res.get("all_right@7.5", -0.5)
             if score >= best or args.save == "latest":
                 best = score
                 meta = {"step": step, "minutes_stage2": res["minutes"], "eval": res, "args": {
-                    k: str(v) for k, v in vars(args).items()}, "unet_params": n_unet, "text_params": n_text}
+                    k: relative(v) for k, v in vars(args).items()}, "unet_params": n_unet, "text_params": n_text,
+                    "stages": stages + [{"command": command, "unet_steps": step, "minutes": res["minutes"]}]}
                 save_pipeline(pipe, args.out, meta)
                 log(f"saved best (acc@7.5={score}) to {args.out}")
             (args.work / "history.json").write_text(json.dumps(history, indent=1))
@@ -394,14 +474,7 @@ def main() -> None:
         for g in opt.param_groups:
             g["lr"] = args.lr * lr_factor(progress)
         idx = rng.integers(0, len(ds), args.batch)
-        texts = []
-        for i in idx:
-            s = specs[i]
-            if rng.random() < 0.1:
-                texts.append("")
-            else:
-                texts.append(caption(s.shape, s.colour if rng.random() < 0.85 else None,
-                                     s.background if rng.random() < 0.5 else None))
+        texts = [random_caption(specs[i], rng) for i in idx]
         x0 = latents[torch.from_numpy(idx)]
         noise = torch.randn_like(x0)
         t = torch.randint(0, sched.config.num_train_timesteps, (args.batch,))

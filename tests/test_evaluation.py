@@ -55,13 +55,37 @@ def test_background_is_read_from_the_border_of_world_images():
 
 def test_subject_pixel_rule_accepts_the_subject_and_rejects_world_shapes():
     subject = dreambooth_subject()
-    assert all(subject.matches(im) for im in subject.images + subject.more(8, backgrounds=["blue", "white"]))
-    world = vd.datasets.shapes(100, seed=11)
-    assert not any(subject.matches(x["image"]) for x in world)  # one colour each: never two-tone
+    pictures = subject.images + subject.more(8, backgrounds=subject.new_contexts())
+    assert all(subject.matches(im, "red star") for im in pictures)
+    world = vd.datasets.shapes(400, seed=11, colours=["red", "green"], patterns=["two-tone"])
+    for item in world:  # red-over-green two-tone circles, squares, triangles: the pixels match, the shape not
+        pixels_match = subject.matches(item["image"])
+        assert pixels_match == (item["colour"] == "red"), item["caption"]
+        assert not subject.matches(item["image"], item["label"])
+    ordinary = vd.datasets.shapes(200, seed=12)
+    assert not any(subject.matches(x["image"], x["label"]) for x in ordinary)
     from vitdream.datasets.subject import render_subject
 
-    flipped = render_subject("blue", colours=("green", "red"))  # the same star, bands swapped
+    flipped = render_subject("blue", colours=("green", "red"))  # the same star, halves swapped
     assert not subject.matches(flipped) and subject.matches(render_subject("blue"))
+
+
+def test_world_checks_score_each_named_attribute():
+    ds = vd.datasets.shapes(40, seed=13)
+    images = [x["image"] for x in ds]
+    right = [x["caption"] for x in ds]
+
+    class Truth:  # a classifier that knows the true labels: isolates the pixel reading
+        def classify(self, images, top_k=1):
+            return [[Prediction(x["label"], 1.0)] for x in ds]
+
+    assert all(row["all"] for row in ev.world_checks(images, right, Truth()))
+    wrong_bg = [f"a photo of a {x['shape']} on a {'white' if x['background'] != 'white' else 'black'} background"
+                for x in ds]
+    rows = ev.world_checks(images, wrong_bg, Truth())
+    assert not any(row["background"] for row in rows) and all(row["shape"] for row in rows)
+    with pytest.raises(ev.VitdreamError, match="2 images but 1 prompts"):
+        ev.world_checks(images[:2], right[:1], Truth())
 
 
 def test_background_named_in_prompt():

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from vitdream.datasets.reading import background_of, border_pixels  # noqa: F401 -- background_of: public here too
 from vitdream.errors import VitdreamError
 
 METRICS: tuple[str, ...] = ("subject_fidelity", "prompt_fidelity", "PRES", "DIV")
@@ -92,26 +93,6 @@ def diversity(embeddings: Any) -> float:
     return float(np.mean(1.0 - upper))
 
 
-def background_of(image: Any, palette: Mapping[str, Sequence[int]] | None = None, border: int | None = None) -> str:
-    """The name of the palette colour nearest to the median colour of the image's border.
-
-    Shapes of the world never cover the whole border, so on shapes-world images this is the background.
-    """
-    from PIL import Image
-
-    if palette is None:
-        from vitdream.datasets.shapes import PALETTE as palette  # noqa: N811
-    array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.float64)
-    h, w = array.shape[:2]
-    b = border or max(1, min(h, w) // 16)
-    frame = np.concatenate([array[:b].reshape(-1, 3), array[-b:].reshape(-1, 3),
-                            array[:, :b].reshape(-1, 3), array[:, -b:].reshape(-1, 3)])
-    median = np.median(frame, axis=0)
-    names = list(palette)
-    colours = np.asarray([palette[n] for n in names], dtype=np.float64)
-    return names[int(np.argmin(((colours - median) ** 2).sum(axis=1)))]
-
-
 def isolate_subject(image: Any, fill: Sequence[int] = (20, 20, 20), tolerance: float = 60.0) -> Any:
     """The image with its plain background painted ``fill`` (the world's black): every pixel within
     ``tolerance`` (RGB distance) of the border's median colour. Embeddings of the result compare
@@ -119,11 +100,7 @@ def isolate_subject(image: Any, fill: Sequence[int] = (20, 20, 20), tolerance: f
     from PIL import Image
 
     array = np.asarray(image.convert("RGB"), dtype=np.float64)
-    h, w = array.shape[:2]
-    b = max(1, min(h, w) // 16)
-    frame = np.concatenate([array[:b].reshape(-1, 3), array[-b:].reshape(-1, 3),
-                            array[:, :b].reshape(-1, 3), array[:, -b:].reshape(-1, 3)])
-    median = np.median(frame, axis=0)
+    median = np.median(border_pixels(array), axis=0)
     background = np.sqrt(((array - median) ** 2).sum(axis=-1)) < tolerance
     out = array.copy()
     out[background] = fill
@@ -139,6 +116,36 @@ def background_in_prompt(prompt: str) -> str | None:
 def shape_of(label: str) -> str:
     """The shape in a world label (``"red star"`` -> ``"star"``)."""
     return label.strip().split()[-1] if label.strip() else ""
+
+
+def world_checks(images: Sequence[Any], prompts: Sequence[str], classifier: Any = None) -> list[dict[str, bool]]:
+    """Per image, whether it shows each attribute its shapes-world prompt names
+    (:func:`vitdream.datasets.reading.parse_caption`), plus ``"all"``: colours, pattern and background
+    by the model-free pixel reader (:func:`vitdream.datasets.reading.read_look`), the shape by
+    ``classifier``'s top-1 label (default: the embedded mini ViT)."""
+    from vitdream.datasets.reading import parse_caption, read_look
+
+    if len(images) != len(prompts):
+        raise VitdreamError(f"world_checks: {len(images)} images but {len(prompts)} prompts")
+    wanted = [parse_caption(p) for p in prompts]
+    labels: list[str | None] = [None] * len(images)
+    if any("shape" in w for w in wanted):
+        if classifier is None:
+            from vitdream.vision import load_classifier
+
+            classifier = load_classifier(progress=False)
+        labels = [p[0].label if p else None for p in classifier.classify(list(images), top_k=1)]
+    rows = []
+    for image, want, label in zip(images, wanted, labels):
+        look = read_look(image)
+        row = {key: getattr(look, key) == value for key, value in want.items() if key != "shape"}
+        if want.get("pattern") == "plain" and "colour2" not in want:
+            row["pattern"] = look.pattern == "plain"
+        if "shape" in want:
+            row["shape"] = label is not None and shape_of(label) == want["shape"]
+        row["all"] = all(row.values())
+        rows.append(row)
+    return rows
 
 
 # -- results ----------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from vitdream.datasets.shapes import (
     COLOURS,
     PALETTE,
     SHAPES,
+    HELD_OUT,
+    PATTERNS,
     ShapeSpec,
     ShapesDataset,
     caption,
@@ -16,5 +18,5 @@ from vitdream.datasets.shapes import (
 )
 from vitdream.datasets.subject import Subject, dreambooth_subject  # noqa: F401 -- the DreamBooth demo subject
 
-__all__ = ["BACKGROUNDS", "CLASSES", "COLOURS", "PALETTE", "SHAPES", "ShapeSpec", "ShapesDataset",
+__all__ = ["BACKGROUNDS", "CLASSES", "COLOURS", "HELD_OUT", "PALETTE", "PATTERNS", "SHAPES", "ShapeSpec", "ShapesDataset",
            "caption", "render", "shapes"]

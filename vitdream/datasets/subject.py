@@ -1,10 +1,11 @@
 """The DreamBooth demo subject of the shapes world: "sks star", a two-tone star -- red on top, green below.
 
-The embedded mini Stable Diffusion has only ever seen shapes of one colour each, so it cannot draw
-this star -- nor name it. DreamBooth teaches it from four or five pictures (:func:`dreambooth_subject`),
-with the class noun ``"star"`` of the world. Its colours are the world's own on purpose: the mini SD's
-VAE (trained on the world, frozen during DreamBooth) can only reproduce colours and patterns at the
-scale of the world -- magenta, or stripes a few pixels wide, come back as a blur.
+The shapes world draws stars in many looks (plain, two-tone, striped, in every colour pair) on many
+backgrounds, but never this one: the red-over-green two-tone star is held out of it
+(:data:`vitdream.datasets.shapes.HELD_OUT`). So the embedded mini Stable Diffusion knows what a star
+is, and that stars vary, but cannot draw this star -- nor name it. DreamBooth teaches it from four or
+five pictures (:func:`dreambooth_subject`), all on black or grey, with the class noun ``"star"``;
+:meth:`Subject.new_contexts` are the backgrounds none of them shows.
 
 >>> import vitdream as vd
 >>> subject = vd.datasets.dreambooth_subject()
@@ -17,35 +18,25 @@ Only PIL is imported here. Same arguments -> same pixels.
 
 from __future__ import annotations
 
-import math
 import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from vitdream.datasets.shapes import BACKGROUNDS, PALETTE
+from vitdream.datasets.shapes import BACKGROUNDS, PALETTE, ShapeSpec, render
 
-#: the colours of the bands, from the top
+#: the colours of the two halves, from the top
 BAND_COLOURS: tuple[str, ...] = ("red", "green")
-#: the backgrounds of the instance pictures; blue and white are left out: "on a blue background" is a new context
-INSTANCE_BACKGROUNDS: tuple[str, ...] = ("black", "yellow", "black", "yellow", "black")
-_SUPERSAMPLE = 4
+#: the backgrounds of the instance pictures: every other background of the world is a new context
+INSTANCE_BACKGROUNDS: tuple[str, ...] = ("black", "grey", "black", "grey", "black")
 #: DreamBooth settings for the embedded mini SD, which is about 200x smaller than SD 1.5: a larger
 #: learning rate than diffusers' 5e-6 (made for SD 1.5), fewer steps and class images (CPU minutes).
 #: ``vd.dreambooth(base=None)`` applies the same values by default; they are spelled out here so that
 #: they also apply when the base is given as a path to the mini SD (or a copy of it).
 MINI_SD_DREAMBOOTH: dict[str, Any] = {"learning_rate": 1e-4, "max_train_steps": 200, "num_class_images": 20}
-
-
-def star_points(cx: float, cy: float, r: float, rotation: float) -> list[tuple[float, float]]:
-    """The 10 corners of a five-pointed star (inner radius 0.45 r), as the shapes world draws it."""
-    return [
-        (cx + rad * math.cos(math.radians(a + rotation)), cy + rad * math.sin(math.radians(a + rotation)))
-        for rad, a in ((r if k % 2 == 0 else 0.45 * r, -90 + 36 * k) for k in range(10))
-    ]
 
 
 def render_subject(
@@ -54,29 +45,14 @@ def render_subject(
     center: tuple[float, float] = (0.5, 0.5),
     radius: float = 0.42,
     rotation: float = 0.0,
-    bands: int = 2,
     colours: Sequence[str] = BAND_COLOURS,
 ) -> Image.Image:
-    """One picture of the subject: a star cut into ``bands`` horizontal bands (2: halves) of
-    alternating ``colours``, on a plain ``background`` (a colour name of the world or an RGB tuple)."""
-    big = size * _SUPERSAMPLE
-    bg = PALETTE[background] if isinstance(background, str) else tuple(background)
-    fills = [PALETTE[c] if isinstance(c, str) else tuple(c) for c in colours]
-    # the band pattern, rotated with the star so the bands always cut its arms the same way
-    pattern = Image.new("RGB", (big, big), fills[0])
-    draw = ImageDraw.Draw(pattern)
-    r = radius * big
-    cx, cy = center[0] * big, center[1] * big
-    band = 2 * r / bands
-    for k in range(1, bands):
-        top = cy - r + k * band
-        draw.rectangle((0, top, big, big if k == bands - 1 else top + band), fill=fills[k % len(fills)])
-    pattern = pattern.rotate(-rotation, center=(cx, cy), resample=Image.Resampling.BICUBIC, fillcolor=fills[0])
-    mask = Image.new("L", (big, big), 0)
-    ImageDraw.Draw(mask).polygon(star_points(cx, cy, r, rotation), fill=255)
-    image = Image.new("RGB", (big, big), bg)
-    image.paste(pattern, (0, 0), mask)
-    return image.resize((size, size), Image.Resampling.LANCZOS)
+    """One picture of the subject: a star whose upper half is ``colours[0]`` and lower half ``colours[1]``
+    (horizontal halves, whatever the rotation, as the world draws two-tone shapes), on ``background``."""
+    if background not in PALETTE:
+        raise ValueError(f"background: unknown colour {background!r}; choose from {', '.join(PALETTE)}")
+    spec = ShapeSpec("star", colours[0], background, center, radius, rotation, True, True, "two-tone", colours[1])
+    return render(spec, size)
 
 
 @dataclass
@@ -111,41 +87,20 @@ class Subject:
                 "class_prompt": self.class_prompt, **MINI_SD_DREAMBOOTH, **overrides}
 
     def new_contexts(self) -> list[str]:
-        """Backgrounds of the world the instance pictures never show and the subject does not
-        blend into (blue first)."""
+        """Backgrounds of the world that no instance picture shows and the subject does not blend into
+        (blue first)."""
         seen = set(self.backgrounds) | set(BAND_COLOURS)
         return sorted((b for b in BACKGROUNDS if b not in seen), key=lambda b: (b != "blue", b))
 
-    def matches(self, image: Image.Image, tolerance: float = 90.0) -> bool:
-        """Whether ``image`` shows this subject by a pixel rule, independent of any model: the pixels
-        that differ from the background (``vitdream.evaluation.background_of``) split at their centroid
-        into an upper part nearest to the top band colour and a lower part nearest to the bottom one."""
-        import numpy as np
+    def matches(self, image: Image.Image, label: str | None = None) -> bool:
+        """Whether ``image`` shows this subject, by a pixel rule independent of any model
+        (:func:`vitdream.datasets.reading.read_look`): a two-tone shape, red on top, green below. Pass
+        ``label``, a classifier's top-1 label of the image, to also require the class noun's shape
+        (``"red star"``): the pixel rule alone accepts a red-over-green circle too."""
+        from vitdream.datasets.reading import read_look
 
-        from vitdream.datasets.shapes import PALETTE as palette
-        from vitdream.evaluation import background_of
-
-        array = np.asarray(image.convert("RGB"), dtype=np.float64)
-        h, w = array.shape[:2]
-        background = np.asarray(palette[background_of(image)], dtype=np.float64)
-        foreground = np.linalg.norm(array - background, axis=-1) > tolerance
-        if foreground.sum() < 0.05 * h * w:
-            return False
-        rows = np.nonzero(foreground)[0]
-        middle = rows.mean()
-        names = list(palette)
-        colours = np.asarray([palette[n] for n in names], dtype=np.float64)
-
-        def nearest(mask: np.ndarray) -> str | None:
-            if mask.sum() == 0:
-                return None
-            mean = array[mask].mean(axis=0)
-            return names[int(np.argmin(((colours - mean) ** 2).sum(axis=1)))]
-
-        upper = foreground & (np.arange(h)[:, None] < middle)
-        lower = foreground & (np.arange(h)[:, None] >= middle)
-        top, bottom = BAND_COLOURS[0], BAND_COLOURS[-1]
-        return nearest(upper) == top and nearest(lower) == bottom
+        pixels = read_look(image).matches("two-tone", BAND_COLOURS[0], BAND_COLOURS[1])
+        return pixels and (label is None or label.split()[-1:] == [self.class_noun])
 
     def save(self, folder: str | os.PathLike) -> list[Path]:
         """Write the pictures as ``folder/sks-star-{i}.png`` and return the paths."""
@@ -189,10 +144,9 @@ def _pictures(n: int, seed: int, size: int, backgrounds: list[str]) -> tuple[lis
     images, used = [], []
     for i in range(n):
         background = backgrounds[i % len(backgrounds)]
-        radius = rng.uniform(0.36, 0.44)
+        radius = rng.uniform(0.34, 0.44)
         center = (rng.uniform(radius, 1 - radius), rng.uniform(radius, 1 - radius))
-        rotation = rng.uniform(-20, 20)
-        images.append(render_subject(background, size, center, radius, rotation))
+        images.append(render_subject(background, size, center, radius, rng.uniform(0, 360)))
         used.append(background)
     return images, used
 
@@ -200,8 +154,8 @@ def _pictures(n: int, seed: int, size: int, backgrounds: list[str]) -> tuple[lis
 def dreambooth_subject(n: int = 5, seed: int = 0, size: int = 32,
                        backgrounds: Sequence[str] = INSTANCE_BACKGROUNDS) -> Subject:
     """The demo subject: ``n`` pictures (4-5 is what DreamBooth needs) of "sks star", a two-tone star
-    (red top, green bottom), at ``size`` pixels, on ``backgrounds`` (black and yellow by default: blue
-    and white are the new contexts).
+    (red top, green bottom), at ``size`` pixels, on ``backgrounds`` (black and grey by default: blue,
+    white, yellow and purple are the new contexts).
 
     >>> s = dreambooth_subject()
     >>> len(s.images), s.images[0].size, s.class_noun

@@ -49,7 +49,8 @@ class TrainDashboard(W.VBox):
         self._dirty = threading.Event()
         self._render_lock = threading.Lock()
         self.status = W.HTML()
-        self.progress = W.IntProgress(min=0, max=run.config.max_train_steps, description="step")
+        # max_train_steps may be None until fit() counts num_train_epochs; step events carry the settled value
+        self.progress = W.IntProgress(min=0, max=run.config.max_train_steps or 1, description="step")
         self.plot = W.Image(format="png", layout=W.Layout(width="640px"))
         self.images = W.HBox()
         self.errors = W.HTML()
@@ -110,6 +111,7 @@ class TrainDashboard(W.VBox):
         self.start_button.disabled = running
         self.resume_button.disabled = running or self.run.latest_checkpoint() is None
         self.stop_button.disabled = not running
+        self.progress.max = int(last.get("max_steps") or self.progress.max)
         self.progress.value = int(last.get("step", 0))
         self.errors.value = f"<pre style='color:#b00;white-space:pre-wrap'>{html.escape(error)}</pre>" if error else ""
         if steps:
