@@ -46,7 +46,7 @@ def index() -> None:
 @click.argument("source")
 @click.option("--out", required=True, type=click.Path(), help="Index folder to write (extended if it exists).")
 @click.option("--model", default=None, help="Embedder model (hub id or folder; default: the embedded mini ViT).")
-@click.option("--kind", default=None, help="Index kind, e.g. faiss-flat, faiss-hnsw, faiss-ivf (see `vitdream plugins`).")
+@click.option("--kind", default=None, help="Index kind, e.g. faiss-flat, faiss-hnsw, faiss-ivf, faiss-ivfpq (see `vitdream plugins`).")
 @click.option("--layer", default=-1, show_default=True, help="Encoder layer to embed from (-1: final).")
 @click.option("--pool", default="cls", type=click.Choice(["cls", "mean"]), show_default=True)
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Index option, e.g. ef_search=256 (repeatable).")
