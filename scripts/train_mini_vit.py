@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from training_common import ROOT, log, relative  # noqa: E402 -- scripts/ is on sys.path
+
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
@@ -31,19 +32,6 @@ from PIL import ImageFilter  # noqa: E402
 from vitdream.datasets.shapes import CLASSES, ShapesDataset  # noqa: E402
 
 IMAGE_SIZE = 32
-
-
-def relative(value: object) -> str:
-    """A setting as recorded in training.json: paths relative to the repository, never absolute."""
-    text = str(value)
-    try:
-        return Path(text).resolve().relative_to(ROOT).as_posix() if os.sep in text else text
-    except ValueError:
-        return Path(text).name
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 class Pool:

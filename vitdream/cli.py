@@ -34,6 +34,21 @@ def plugins_command(as_json: bool, show_all: bool) -> None:
             click.echo(f"\n--- {name} ---\n{tb}")
 
 
+@cli.command(name="doctor")
+@click.option("--model", "models", multiple=True, metavar="REF",
+              help="A hub id or folder the course will load: checked to be cached or present (repeatable).")
+@click.option("--no-load", is_flag=True, help="Only check that the embedded models are present (faster).")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@click.pass_context
+def doctor_command(ctx: click.Context, models: tuple[str, ...], no_load: bool, as_json: bool) -> None:
+    """Check this environment before class; exits with 1 when something will fail."""
+    from vitdream.health import doctor
+
+    report = doctor(models=models, load=not no_load)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else str(report))
+    ctx.exit(report.exit_code)
+
+
 def format_plugins(infos: list[dict[str, Any]]) -> str:
     """A readable, one-block-per-plugin listing."""
     lines = []

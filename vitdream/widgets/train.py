@@ -16,7 +16,10 @@ from typing import Any
 
 import ipywidgets as W
 
-CURVES = (("loss", "total"), ("instance_loss", "instance"), ("prior_loss", "prior"))
+from vitdream.widgets.help import TOOLTIPS
+from vitdream.widgets.record import StaticRecord, plain_text
+from vitdream.widgets.theme import legible_button
+
 
 
 def train(run: Any, *, throttle_s: float = 0.5, start: bool = False) -> "TrainDashboard":
@@ -37,7 +40,7 @@ def _fmt_time(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
 
 
-class TrainDashboard(W.VBox):
+class TrainDashboard(StaticRecord, W.VBox):
     """Curves (total/instance/prior loss, LR), validation images, steps/s + ETA, Start/Stop/Resume, errors."""
 
     def __init__(self, run: Any, throttle_s: float = 0.5) -> None:
@@ -57,6 +60,9 @@ class TrainDashboard(W.VBox):
         self.start_button = W.Button(description="Start", icon="play", button_style="success")
         self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger")
         self.resume_button = W.Button(description="Resume", icon="repeat", button_style="info")
+        for button, tip in ((self.start_button, "start"), (self.stop_button, "stop"), (self.resume_button, "resume")):
+            button.tooltip = TOOLTIPS[tip]
+            legible_button(button)
         self.start_button.on_click(lambda _: self._start(None))
         self.resume_button.on_click(lambda _: self._start("latest"))
         self.stop_button.on_click(lambda _: self._stop())
@@ -94,7 +100,7 @@ class TrainDashboard(W.VBox):
             try:
                 self.render()
             except Exception as exc:  # show, never die silently
-                self.errors.value = f"<pre style='color:#b00'>dashboard error: {html.escape(repr(exc))}</pre>"
+                self.errors.value = f"<pre style='color:var(--jp-error-color1,#b00)'>dashboard error: {html.escape(repr(exc))}</pre>"
             time.sleep(self.throttle_s)
 
     # -- drawing --------------------------------------------------------------------------------------
@@ -113,13 +119,12 @@ class TrainDashboard(W.VBox):
         self.stop_button.disabled = not running
         self.progress.max = int(last.get("max_steps") or self.progress.max)
         self.progress.value = int(last.get("step", 0))
-        self.errors.value = f"<pre style='color:#b00;white-space:pre-wrap'>{html.escape(error)}</pre>" if error else ""
+        self.errors.value = f"<pre style='color:var(--jp-error-color1,#b00);white-space:pre-wrap'>{html.escape(error)}</pre>" if error else ""
         if steps:
             self.plot.value = self._plot_png(steps)
         if validation is not None and getattr(self, "_shown_validation", None) is not validation:
             self._shown_validation = validation
-            self.images.children = [self._image_box(img, prompt, validation["step"])
-                                    for img, prompt in zip(validation["images"], validation["prompts"])]
+            self._show_validation(validation)
         self.status.value = self._status_html(state, message, last)  # last: a status seen means all is drawn
 
     def _status_html(self, state: str, message: str, last: dict[str, Any]) -> str:
@@ -131,37 +136,46 @@ class TrainDashboard(W.VBox):
         return " &nbsp;·&nbsp; ".join(p for p in parts if p)
 
     def _plot_png(self, steps: list[dict[str, Any]]) -> bytes:
-        from matplotlib.figure import Figure
+        if getattr(self, "_loss_plot", None) is None:
+            from vitdream.widgets.lossplot import LossPlot
 
-        fig = Figure(figsize=(8, 2.6), dpi=80)
-        ax, ax_lr = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1.3]})
-        x = [s["step"] for s in steps]
-        for key, label in CURVES:
-            ys = [s.get(key) for s in steps]
-            if any(y is not None for y in ys):
-                ax.plot(x, [float("nan") if y is None else y for y in ys], label=label, lw=1.2)
-        ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.legend(loc="upper right", fontsize=8), ax.grid(alpha=0.3)
-        ax_lr.plot(x, [s.get("lr") or 0.0 for s in steps], color="tab:purple", lw=1.2)
-        ax_lr.set_xlabel("step"), ax_lr.set_title("learning rate", fontsize=9), ax_lr.grid(alpha=0.3)
-        ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return buffer.getvalue()
+            self._loss_plot = LossPlot()  # one figure, updated: see lossplot.py
+        return self._loss_plot.png(steps)
 
-    @staticmethod
-    def _image_box(image: Any, prompt: str, step: int) -> W.VBox:
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        view = W.Image(value=buffer.getvalue(), format="png", layout=W.Layout(width="128px", height="128px"))
-        return W.VBox([view, W.HTML(f"<small>step {step}: {html.escape(prompt)}</small>")])
+    def _show_validation(self, validation: dict[str, Any]) -> None:
+        """Validation images by value: the image and caption widgets are reused, never re-created."""
+        boxes = list(self.images.children)
+        pairs = list(zip(validation["images"], validation["prompts"]))
+        while len(boxes) < len(pairs):
+            boxes.append(W.VBox([W.Image(format="png", layout=W.Layout(width="128px", height="128px")), W.HTML()]))
+        for box, (image, prompt) in zip(boxes, pairs):
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            box.children[0].value = buffer.getvalue()
+            box.children[1].value = f"<small>step {validation['step']}: {html.escape(prompt)}</small>"
+        if len(self.images.children) != len(pairs):
+            self.images.children = boxes[: len(pairs)]
+
+    # -- static record (widgets/record.py) ------------------------------------------------------------
+    record_name = "vitdream training dashboard"
+    record_interval_s = 3.0
+
+    def record_text(self) -> str:
+        return "\n".join(t for t in (plain_text(self.status.value), plain_text(self.errors.value)) if t)
+
+    def record_images(self) -> list[bytes]:
+        views = [box.children[0].value for box in self.images.children if box.children]
+        return [v for v in [self.plot.value, *views] if v]
+
+    def record_sources(self) -> list[Any]:
+        return [self.status, self.errors]
 
     # -- buttons -----------------------------------------------------------------------------------------
     def _start(self, resume: str | None) -> None:
         try:
             self.run.start(resume=resume)
         except Exception as exc:
-            self.errors.value = f"<pre style='color:#b00'>{html.escape(f'{type(exc).__name__}: {exc}')}</pre>"
+            self.errors.value = f"<pre style='color:var(--jp-error-color1,#b00)'>{html.escape(f'{type(exc).__name__}: {exc}')}</pre>"
         self._dirty.set()
 
     def _stop(self) -> None:
