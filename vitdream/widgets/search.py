@@ -221,7 +221,7 @@ def _report_html(index: ImageIndex) -> str:
         return ""
     failed = "".join(f"<li>{html.escape(f.source)}: {html.escape(f.reason)}</li>" for f in index.failures[:10])
     details = f"<details><summary>failed files</summary><ul>{failed}</ul></details>" if failed else ""
-    return f"<div style='font-size:12px;color:var(--jp-ui-font-color2,#555)'>last build: {html.escape(summary_text(summary))}{details}</div>"
+    return f"<div style='font-size:12px'>last build: {html.escape(summary_text(summary))}{details}</div>"
 
 
 def _describe(query: Any) -> str:
