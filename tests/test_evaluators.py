@@ -114,3 +114,36 @@ def test_clip_i_and_clip_t_equal_cosines_of_the_models_own_features(tiny_clip):
     assert scores["clip_i"].tolist() == pytest.approx((img[:2] @ img[2]).tolist(), abs=1e-5)
     only_prompts = vd.load_evaluator("clip", model=str(tiny_clip)).score(images, prompts=prompts)
     assert np.isnan(only_prompts["clip_i"]).all() and only_prompts["clip_t"].tolist() == pytest.approx(scores["clip_t"].tolist(), abs=1e-6)
+
+
+class IsRed(Evaluator):
+    """1 for a red image (stands in for a prompt-fidelity judge)."""
+
+    id = "is-red"
+    metrics = ("red",)
+    provides = {"prompt_fidelity": "red"}
+
+    def _score(self, images, prompts, references):
+        return {"red": [float(im.convert("RGB").getpixel((0, 0)) == COLOURS["red"]) for im in images]}
+
+
+class PlainGenerator:
+    """'Generates' a red and a green image for each subject prompt, blue ones for the class prompt."""
+
+    def generate(self, prompt, *, num_images, seed, **settings):
+        colours = ["blue"] * num_images if "sks" not in prompt else ["red", "green"][:num_images]
+        return [plain(c) for c in colours]
+
+
+def test_evaluate_dreambooth_headline_metrics_come_from_the_evaluators_given():
+    result = vd.evaluate_dreambooth(
+        PlainGenerator(), subject=[plain("red")], instance_prompt="a photo of sks star", class_prompt="a photo of a star",
+        contexts=("blue",), num_images=2, progress=False,
+        evaluators=[{"id": "vit-embedding", "embedder": FixedEmbedder(), "isolate": False}, IsRed()],
+    )
+    values = result["PlainGenerator"]
+    assert values["subject_fidelity"] == pytest.approx((1.0 + 0.6) / 2)  # red vs red, green vs red
+    assert values["prompt_fidelity"] == pytest.approx(0.5)                # one red image per prompt
+    assert values["DIV"] == pytest.approx(1 - 0.6)                        # 1 - cos(red, green) in each prompt
+    assert values["PRES"] == pytest.approx(0.0)                           # blue is orthogonal to red
+    assert result.settings["evaluators"] == ["vit-embedding", "is-red"]

@@ -71,6 +71,11 @@ class Evaluator(Component):
         return None
 
     # -- what callers use ------------------------------------------------------------------------------
+    @property
+    def has_embeddings(self) -> bool:
+        """Whether :meth:`embed` gives vectors (the class implements :meth:`_embed`)."""
+        return type(self)._embed is not Evaluator._embed
+
     def score(self, images: Any, prompts: Sequence[str] | str | None = None, references: Any = None) -> Scores:
         """Per-image values of every metric of this evaluator (see the module docstring)."""
         name = self.id or type(self).__name__

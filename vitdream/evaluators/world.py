@@ -15,6 +15,7 @@ ATTRIBUTES = ("shape", "colour", "colour2", "pattern", "background")
 class ShapesWorldOptions(Options):
     classifier: Any = None  # reads the shape (top-1 label); default: the embedded mini ViT
     model: Optional[str] = None  # or a classifier to load with vd.load_classifier(model)
+    shape: Optional[str] = None  # the shape to check where a prompt names none (the class noun, e.g. "star")
 
 
 class ShapesWorldEvaluator(Evaluator):
@@ -37,8 +38,11 @@ class ShapesWorldEvaluator(Evaluator):
     def _score(self, images: list[Any], prompts: list[str] | None, references: list[Any] | None) -> dict[str, Any]:
         from vitdream.datasets.reading import parse_caption
 
-        needs_shape = any("shape" in parse_caption(p) for p in prompts or [])
-        rows = world_checks(images, prompts or [], self.classifier if needs_shape else None)
+        prompts = list(prompts or [])
+        if self.options.shape:  # a prompt without a shape of its own asks for the class noun's
+            prompts = [p if "shape" in parse_caption(p) else f"{self.options.shape} {p}" for p in prompts]
+        needs_shape = any("shape" in parse_caption(p) for p in prompts)
+        rows = world_checks(images, prompts, self.classifier if needs_shape else None)
         out = {"prompt_fidelity": np.array([row["all"] for row in rows], dtype=np.float64)}
         for attribute in ATTRIBUTES:  # NaN where the prompt does not name the attribute
             out[f"{attribute}_ok"] = np.array([float(row[attribute]) if attribute in row else np.nan for row in rows])
