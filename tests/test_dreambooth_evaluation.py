@@ -176,3 +176,46 @@ def test_validation_steps_none_turns_evaluation_off(opts, tmp_path):
     run.fit()
     assert run.log.of_type("evaluation") == [] and not (run.output_dir / "metrics.csv").exists()
     assert run.best_step is None and len(run.metrics) == 0
+
+
+class GeneratorModule:
+    """What LiveEvaluation needs of a DreamBooth module (``sample``): here the embedded base model's images,
+    or -- a model trained until it reproduces its instance pictures -- those pictures themselves."""
+
+    def __init__(self, copies=None):
+        self.copies = copies
+        self.generator = vd.load_generator()
+
+    def sample(self, prompts, seeds, steps, guidance_scale):
+        if self.copies is not None:
+            return [self.copies[(p + s) % len(self.copies)] for p in range(len(prompts)) for s in seeds]
+        return [im for prompt in prompts for im in self.generator.generate(
+            prompt, seed=seeds[0], num_images=len(seeds), steps=steps, guidance_scale=guidance_scale)]
+
+
+def test_copy_alarm_fires_on_reproduced_instance_images_and_stays_quiet_on_the_base_model(tmp_path):
+    from vitdream.dreambooth.config import DreamBoothConfig
+    from vitdream.dreambooth.validation import LiveEvaluation
+    from vitdream.events import EventLog
+    from vitdream.widgets.evaluation import EvaluationPanel
+
+    subject = vd.datasets.dreambooth_subject()
+    config = DreamBoothConfig(instance_images=subject.images, instance_prompt=subject.instance_prompt,
+                              class_prompt=subject.class_prompt, evaluation_inference_steps=10)
+    assert config.copy_threshold == 0.97 and config.evaluator_specs[0] == {"id": "vit-embedding", "isolate": True}
+    results = {}
+    for name, module in (("base", GeneratorModule()), ("copying", GeneratorModule(copies=subject.images))):
+        log = EventLog()
+        live = LiveEvaluation(config, log, tmp_path / name, lambda: subject.images)
+        results[name] = live._evaluate(module, 100), log.of_type("evaluation")[0]
+    base, base_event = results["base"]
+    assert base["copies"] == 0 and base["copy_similarity"] < 0.97 and base_event["copies"] == []
+    copying, event = results["copying"]
+    assert copying["copies"] == 8 and copying["copy_similarity"] == pytest.approx(1.0, abs=1e-5)
+    assert [c["nearest_instance"] for c in event["copies"]] == [(p + s) % 5 for p in range(4) for s in (0, 1)]
+    panel = EvaluationPanel()
+    panel.update({100: event}, None)
+    assert "this is a copy of instance image 1" in panel.samples.children[1].children[1].value
+    quiet = EvaluationPanel()
+    quiet.update({100: base_event}, None)
+    assert len(quiet.samples.children) == 8 and not any("copy of" in box.children[1].value for box in quiet.samples.children)
