@@ -12,8 +12,6 @@ import threading
 import warnings
 from typing import Any, Sequence
 
-from pydantic import Field
-
 from vitdream.base import Generator, GeneratorOptions, Sampler
 from vitdream.base.diffusion import with_progress
 from vitdream.components import get_entry

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 
-from vitdream.cli import fail_clearly, parse_key_values
+from vitdream.commands import fail_clearly, parse_key_values
 
 
 @click.group()

@@ -21,6 +21,8 @@ import ipywidgets as w
 from vitdream.widgets import make_callable
 
 from vitdream.errors import VitdreamError
+from vitdream.widgets.help import TOOLTIPS
+from vitdream.widgets.record import StaticRecord, plain_text
 
 DISPLAY_SIZE = 256
 PREVIEW_INTERVAL_S = 0.25
@@ -38,7 +40,7 @@ def png_bytes(image: Any, size: int | None = DISPLAY_SIZE) -> bytes:
     return buffer.getvalue()
 
 
-class GenerateWidget(w.VBox):
+class GenerateWidget(StaticRecord, w.VBox):
     """Controls above the image, the per-step preview/progress, the sweep row and a status line."""
 
     def __init__(self, generator: Any, prompt: str = "", *, guidance_scale: float = 7.5, steps: int = 20,
@@ -72,6 +74,9 @@ class GenerateWidget(w.VBox):
         self.progress = w.IntProgress(value=0, min=0, max=steps, description="", layout=w.Layout(width="256px"))
         self.sweep_image = w.Image(format="png", layout=w.Layout(object_fit="contain"))
         self.status = w.HTML()
+        for name in ("guidance", "steps", "seed", "new_seed", "sampler", "negative", "live_preview"):
+            getattr(self, name).tooltip = TOOLTIPS[name]
+        self.sweep_button.tooltip = TOOLTIPS["sweep"]
 
         self._lock = threading.Lock()
         self._pending: str | None = None
@@ -169,6 +174,20 @@ class GenerateWidget(w.VBox):
             self.sweep_image.value = png_bytes(image_row(tiles, labels, min_side=128), None)
         self._say(f"sweep, seed {self.seed.value}: guidance {', '.join(f'{g:g}' for g in self.sweep_scales)}", error=False)
 
+    # -- static record (widgets/record.py) ------------------------------------------------------------
+    record_name = "vitdream generate widget"
+    record_height = 256
+
+    def record_text(self) -> str:
+        prompt = f"prompt {self.prompt.value!r}" + (f", negative {self.negative.value!r}" if self.negative.value else "")
+        return "\n".join(t for t in (prompt, plain_text(self.status.value)) if t)  # status: the last image's settings
+
+    def record_images(self) -> list[bytes]:
+        return [v for v in (self.image.value, self.sweep_image.value) if v]
+
+    def record_sources(self) -> list[Any]:
+        return [self.status]
+
     # -- saving ----------------------------------------------------------------------------
     def save(self, path: str | Path | None = None) -> Path | None:
         """Save the current image with its settings in the PNG metadata; returns the path."""
@@ -189,7 +208,7 @@ class GenerateWidget(w.VBox):
 
     def _say(self, message: str, error: bool = True, escape: bool = True) -> None:
         text = html.escape(message) if escape else message
-        self.status.value = f"<span style='color:#b00'>{text}</span>" if error else text
+        self.status.value = f"<span style='color:var(--jp-error-color1,#b00)'>{text}</span>" if error else text
 
 
 def generate(generator: Any = None, prompt: str = "", **settings: Any) -> GenerateWidget:

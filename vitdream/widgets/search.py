@@ -18,6 +18,8 @@ import ipywidgets as w
 from vitdream.widgets import make_callable
 
 from vitdream.search import Hit, ImageIndex
+from vitdream.widgets.help import TOOLTIPS
+from vitdream.widgets.record import StaticRecord, plain_text
 
 _PLACEHOLDER = (  # 1x1 light-grey GIF shown until a thumbnail is ready
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xdd\xdd\xdd\x00\x00\x00!\xf9\x04\x00\x00\x00\x00\x00,"
@@ -31,7 +33,7 @@ class ResultCard(w.VBox):
     def __init__(self, size: int, on_more: Any) -> None:
         self.image = w.Image(value=_PLACEHOLDER, format="gif", layout=w.Layout(width=f"{size}px", height=f"{size}px", object_fit="contain"))
         self.caption = w.HTML()
-        self.button = w.Button(description="more like this", layout=w.Layout(width=f"{size}px"))
+        self.button = w.Button(description="more like this", tooltip=TOOLTIPS["more_like_this"], layout=w.Layout(width=f"{size}px"))
         self.hit: Hit | None = None
         self.button.on_click(lambda _: self.hit is not None and on_more(self.hit))
         super().__init__([self.image, self.caption, self.button], layout=w.Layout(width=f"{size + 12}px", padding="4px"))
@@ -43,7 +45,7 @@ class ResultCard(w.VBox):
         self.image.format, self.image.value = "gif", _PLACEHOLDER
 
 
-class SearchWidget(w.VBox):
+class SearchWidget(StaticRecord, w.VBox):
     """The search widget. ``query(q)`` runs a search from code; ``hits`` holds the last results."""
 
     def __init__(self, index: ImageIndex, k: int = 10, columns: int = 5, thumb_size: int = 128, show_map: bool = False) -> None:
@@ -58,7 +60,8 @@ class SearchWidget(w.VBox):
         self.path = w.Text(placeholder="…or a path, an indexed file or an id", continuous_update=False, layout=w.Layout(width="320px"))
         self.go = w.Button(description="Search", button_style="primary")
         self.k_slider = w.IntSlider(value=max(1, min(k, max(1, len(index)))), min=1, max=max(1, min(100, len(index))), description="k", continuous_update=False)
-        self.map_toggle = w.ToggleButton(value=show_map, description="2-D map")
+        self.map_toggle = w.ToggleButton(value=show_map, description="2-D map", tooltip=TOOLTIPS["map"])
+        self.k_slider.tooltip = TOOLTIPS["k"]
         self.query_image = w.Image(value=_PLACEHOLDER, format="gif", layout=w.Layout(width=f"{thumb_size}px", height=f"{thumb_size}px", object_fit="contain"))
         self.status = w.HTML(f"<i>{html.escape(repr(index))}</i>")
         self.map_image = w.Image(format="png", layout=w.Layout(display="block" if show_map else "none", max_width="520px"))
@@ -81,7 +84,7 @@ class SearchWidget(w.VBox):
             self.hits = self.index.search(query, top_k=self.k_slider.value)
         except Exception as exc:  # shown in the widget: a notebook user sees why
             self.error = f"{type(exc).__name__}: {exc}"
-            self.status.value = f"<span style='color:#c92a2a'>{html.escape(self.error)}</span>"
+            self.status.value = f"<span style='color:var(--jp-error-color1,#c92a2a)'>{html.escape(self.error)}</span>"
             return []
         self.error = None
         self.status.value = f"{len(self.hits)} nearest of {len(self.index)} images — {html.escape(_describe(query))}"
@@ -122,7 +125,7 @@ class SearchWidget(w.VBox):
         try:
             self.map_image.value = self.index.map(self._query, top_k=self.k_slider.value).png()
         except Exception as exc:
-            self.status.value += f"<br><span style='color:#c92a2a'>map: {html.escape(str(exc))}</span>"
+            self.status.value += f"<br><span style='color:var(--jp-error-color1,#c92a2a)'>map: {html.escape(str(exc))}</span>"
 
     def _fill(self, generation: int, query: Any, hits: list[Hit]) -> None:
         """Background thread: query thumbnail, then each result's; stops if a newer query started."""
@@ -135,6 +138,22 @@ class SearchWidget(w.VBox):
             data = self.index.thumbnail(hit.path, self.thumb_size)
             if data is not None and card.hit == hit:
                 card.image.format, card.image.value = "jpeg", data
+        self.refresh_record()  # the thumbnails are in
+
+    # -- static record (widgets/record.py) ------------------------------------------------------------
+    record_name = "vitdream search widget"
+    record_height = 128
+
+    def record_text(self) -> str:
+        rows = [f"{hit.score:.3f} {os.path.basename(hit.path)}" for hit in self.hits]
+        return "\n".join([plain_text(self.status.value)] + rows)
+
+    def record_images(self) -> list[bytes]:
+        shown = self.grid.children
+        return [self.query_image.value] + [card.image.value for card in self.cards if card in shown]
+
+    def record_sources(self) -> list[Any]:
+        return [self.status, self.query_image]
 
 
 def _query_thumbnail(index: ImageIndex, query: Any, size: int) -> bytes | None:
