@@ -129,7 +129,7 @@ class DreamBoothConfig(Options):
     )
     validation_prompt: Union[str, list[str], None] = None
     num_validation_images: int = Field(4, ge=1)
-    validation_steps: int = Field(100, ge=1)
+    validation_steps: Optional[int] = Field(100, ge=1, description="validate every N steps; None: no validation")
     validation_inference_steps: int = Field(25, ge=1)
     validation_guidance_scale: float = Field(7.5, ge=0)
     validation_scheduler: Optional[Literal[VALIDATION_SCHEDULERS]] = Field(  # type: ignore[valid-type]
@@ -137,6 +137,22 @@ class DreamBoothConfig(Options):
     )
     report_to: list[Literal["tensorboard", "csv", "wandb"]] = ["tensorboard", "csv"]
     logging_dir: str = Field("logs", description="log folder, relative to output_dir")
+
+    # -- live evaluation (docs/dreambooth.md "Knowing when to stop") ------------------------------
+    evaluators: Optional[list[Any]] = Field(
+        None, description="evaluator ids / {'id': ..., **options} / Evaluator objects scoring each validation set; "
+                          "None: vit-embedding (+ shapes-world on the embedded base); []: no metrics")
+    evaluation_prompts: Optional[list[str]] = Field(
+        None, description="the subject prompts of the validation set (default: the instance prompt, and it "
+                          "on a blue and on a white background)")
+    evaluation_num_images: int = Field(2, ge=2, description="images per prompt (fixed seeds seed, seed+1, ...)")
+    evaluation_inference_steps: int = Field(15, ge=1)
+    copy_threshold: float = Field(0.97, gt=0, le=1, description="cosine similarity to an instance image from which "
+                                                                "a validation sample counts as a copy")
+    max_prompt_fidelity_drop: float = Field(0.1, ge=0, description="best step: prompt fidelity >= base model's minus this")
+    max_drift: float = Field(0.1, ge=0, description="best step: PRES <= base model's plus this")
+    early_stopping_patience: Optional[int] = Field(None, ge=1, description="stop after this many validations "
+                                                                             "without a new best step")
     log_every_n_steps: int = Field(1, ge=1)
     skip_save_text_encoder: bool = Field(False, description="export without the text encoder")
 
@@ -276,9 +292,31 @@ class DreamBoothConfig(Options):
         prompts = self.validation_prompt
         return [] if prompts is None else [prompts] if isinstance(prompts, str) else list(prompts)
 
+    @property
+    def evaluation_on(self) -> bool:
+        return self.validation_steps is not None and self.evaluators != []
+
+    @property
+    def evaluator_specs(self) -> list[Any]:
+        """The evaluators of live validation (see ``evaluators``)."""
+        if self.evaluators is not None:
+            return list(self.evaluators)
+        if self.pretrained_model_name_or_path is None:  # the embedded world: compare subjects, not backgrounds
+            return [{"id": "vit-embedding", "isolate": True}, "shapes-world"]
+        return ["vit-embedding"]
+
+    @property
+    def subject_prompts(self) -> list[str]:
+        """The subject prompts of the validation set."""
+        if self.evaluation_prompts:
+            return list(self.evaluation_prompts)
+        return [self.instance_prompt] + [f"{self.instance_prompt} on a {c} background" for c in ("blue", "white")]
+
     def to_yaml_dict(self) -> dict[str, Any]:
         """Options as plain data (lists of in-memory images are replaced by their count)."""
         data = self.model_dump()
+        if data["evaluators"]:
+            data["evaluators"] = [e if isinstance(e, (str, dict)) else getattr(e, "id", repr(e)) for e in data["evaluators"]]
         if isinstance(data["instance_data_dir"], list) and not all(isinstance(x, (str, os.PathLike)) for x in data["instance_data_dir"]):
             data["instance_data_dir"] = f"<{len(data['instance_data_dir'])} in-memory images>"
         for key in ("instance_data_dir", "class_data_dir", "output_dir", "pretrained_model_name_or_path"):

@@ -253,19 +253,22 @@ class DreamBoothModule(pl.LightningModule):
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
-    def sample(self, prompt: str, seeds: list[int], num_inference_steps: int = 25, guidance_scale: float = 7.5) -> list[Any]:
-        """Images of ``prompt``, one per seed, at the training resolution (training mode restored after)."""
+    def sample(self, prompt: str | list[str], seeds: list[int], num_inference_steps: int = 25,
+               guidance_scale: float = 7.5) -> list[Any]:
+        """Images of ``prompt`` (or of each of a list of prompts, prompt-major), one per seed, in one batched
+        call at the training resolution (training mode restored after)."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         was_training = self.training
         self.eval()
         try:
             size = self.config.resolution
-            generators = [torch.Generator().manual_seed(s) for s in seeds]
+            generators = [torch.Generator().manual_seed(s) for _ in prompts for s in seeds]
             pipe = self.make_pipeline()
             if self.config.validation_scheduler:
                 pipe.scheduler = validation_scheduler(self.config.validation_scheduler, self.inference_scheduler.config)
             with torch.no_grad():
                 return pipe(
-                    [prompt] * len(seeds), height=size, width=size, num_inference_steps=num_inference_steps,
+                    [p for p in prompts for _ in seeds], height=size, width=size, num_inference_steps=num_inference_steps,
                     guidance_scale=guidance_scale, generator=generators,
                 ).images
         finally:

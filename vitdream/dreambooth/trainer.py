@@ -165,7 +165,8 @@ class DreamBoothTrainer(Trainer):
         c = self.config
         self._stop = StopControl(self.stop_requested)
         callbacks = [
-            StepCheckpoints(self.checkpoint_dir, c.checkpointing_steps, c.checkpoints_total_limit, self.log, self.checkpoints),
+            StepCheckpoints(self.checkpoint_dir, c.checkpointing_steps, c.checkpoints_total_limit, self.log, self.checkpoints,
+                            keep=self._kept_checkpoints),
             RunEvents(self.log, c.max_train_steps),
             self._stop,
             ValidationImages(
@@ -174,6 +175,14 @@ class DreamBoothTrainer(Trainer):
             ),
             *self.callbacks,
         ]
+        self._evaluation = None
+        if c.evaluation_on and (c.max_train_steps is None or c.max_train_steps >= c.validation_steps):
+            from vitdream.dreambooth.data import load_image_folder
+            from vitdream.dreambooth.validation import LiveEvaluation
+
+            self._evaluation = LiveEvaluation(c, self.log, self.output_dir,
+                                              lambda: load_image_folder(c.instance_data_dir, "instance_data_dir")[0])
+            callbacks.insert(1, self._evaluation)  # after the step's checkpoint, before Stop
         return pl.Trainer(
             accelerator=c.accelerator, devices=c.devices, strategy=c.strategy, num_nodes=c.num_nodes,
             precision=c.lightning_precision, max_steps=c.max_train_steps, max_epochs=-1,
@@ -212,6 +221,73 @@ class DreamBoothTrainer(Trainer):
         stopped_at = self._stop.stopped_at
         return RunEnd(trainer.global_step if stopped_at is None else stopped_at, stopped=stopped_at is not None)
 
+    # -- live evaluation: metrics, best step, comparison (vitdream.dreambooth.validation) -------------------------
+    def metric_history(self) -> list[dict[str, Any]]:
+        """One dict per validation step (``step`` and the metrics), oldest first; kept across resumes."""
+        from vitdream.dreambooth.validation import read_history
+
+        return read_history(self.output_dir / "metrics.csv")
+
+    @property
+    def metrics(self) -> Any:
+        """The metrics of every validation step, one row per step (a DataFrame when pandas is installed)."""
+        from vitdream.evaluation import as_table
+
+        return as_table(self.metric_history(), index="step")
+
+    @property
+    def best_rule(self) -> Any:
+        from vitdream.dreambooth.best import BestStepRule
+
+        return BestStepRule(self.config.max_prompt_fidelity_drop, self.config.max_drift)
+
+    @property
+    def best_step(self) -> int | None:
+        """The validation step chosen by :mod:`vitdream.dreambooth.best`'s rule; None before one qualifies."""
+        return self.best_rule.pick(self.metric_history())
+
+    def explain_best(self) -> str:
+        """Why each validation step is or is not the best one."""
+        return self.best_rule.explain(self.metric_history())
+
+    def _kept_checkpoints(self) -> set[Path]:
+        best = self.best_step
+        return set() if best is None else {self.checkpoint_dir / f"checkpoint-{best}.ckpt"}
+
+    def _step(self, step: int | str) -> int:
+        if step == "best":
+            best = self.best_step
+            if best is None:
+                raise VitdreamError(f"{self.output_dir}: no best step (no validation step met the rule); "
+                                    f"see run.explain_best()")
+            return best
+        if step == "latest":
+            latest = self.latest_checkpoint()
+            if latest is None:
+                raise VitdreamError(f"{self.checkpoint_dir}: no checkpoint yet")
+            return int(_CKPT.match(latest.name).group(1))
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise VitdreamError(f"step: expected a step number, 'best' or 'latest', got {step!r}")
+        return step
+
+    def checkpoint_at(self, step: int | str) -> Path:
+        """The checkpoint of ``step`` (a number, ``"best"`` or ``"latest"``); a clear error when it was not kept."""
+        number = self._step(step)
+        path = self.checkpoint_dir / f"checkpoint-{number}.ckpt"
+        if not path.is_file():
+            kept = ", ".join(p.stem.split("-")[1] for p in self.checkpoints()) or "none"
+            raise VitdreamError(f"step {number}: no checkpoint kept (kept steps: {kept})")
+        return path
+
+    def compare(self, steps: list[int | str], max_images: int | None = None) -> Any:
+        """The validation samples of ``steps`` (numbers, ``"best"``) side by side: a row per step, the same
+        prompts and seeds in every column (the saved validation images); returns a PIL image."""
+        from vitdream.dreambooth.validation import comparison_sheet
+
+        numbers = [(str(s) if isinstance(s, str) else f"step {s}", self._step(s)) for s in steps]
+        return comparison_sheet(self.output_dir, [(f"{label} ({n})" if label == "best" else label, n) for label, n in numbers],
+                                max_images)
+
     # -- results ---------------------------------------------------------------------------------------------
     def load_checkpoint(self, checkpoint: str | os.PathLike | None = None) -> Any:
         """The module with the weights of ``checkpoint`` (default: the latest) on the base model."""
@@ -226,12 +302,18 @@ class DreamBoothTrainer(Trainer):
         module.load_state_dict(state["state_dict"], strict=False)
         return module
 
-    def export(self, directory: str | os.PathLike, checkpoint: str | os.PathLike | None = None) -> Path:
+    def export(self, directory: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+               step: int | str | None = None) -> Path:
         """Save a diffusers pipeline directory (safetensors) that ``StableDiffusionPipeline.from_pretrained`` loads.
 
-        Uses the trained weights in memory, or ``checkpoint`` (default: the latest) when given or not trained here.
+        Uses the trained weights in memory, or ``checkpoint`` (default: the latest) when given or not trained here;
+        ``step``: the checkpoint of that step instead (a number, ``"best"`` -- :attr:`best_step` -- or ``"latest"``).
         The directory is written next to its destination and renamed into place (atomic).
         """
+        if step is not None:
+            if checkpoint is not None:
+                raise VitdreamError("export: give checkpoint or step, not both")
+            checkpoint = self.checkpoint_at(step)
         trainer = getattr(self, "trainer", None)
         if trainer is not None and not trainer.is_global_zero:
             return Path(directory).expanduser().resolve()  # DDP: rank 0 writes

@@ -22,6 +22,7 @@ from typing import Any
 import ipywidgets as W
 
 from vitdream.widgets import make_callable
+from vitdream.widgets.evaluation import EvaluationPanel, MetricPlot
 from vitdream.widgets.help import TOOLTIPS
 from vitdream.widgets.record import StaticRecord, plain_text
 from vitdream.widgets.theme import legible_button
@@ -56,7 +57,8 @@ def _fmt_time(seconds: float | None) -> str:
 
 
 class TrainDashboard(StaticRecord, W.VBox):
-    """Curves (total/instance/prior loss, LR), validation images, steps/s + ETA, Start/Stop/Resume, errors."""
+    """Curves (total/instance/prior loss, LR; validation metrics beside them), validation images, the samples
+    of any validated step with copy flags, steps/s + ETA, best step, Start/Stop/Resume, errors."""
 
     def __init__(self, run: Any, throttle_s: float = 0.5) -> None:
         self.run, self.throttle_s = run, throttle_s
@@ -65,6 +67,8 @@ class TrainDashboard(StaticRecord, W.VBox):
         self.state, self.message, self.error = run.state, "", ""
         self.max_steps = run.max_steps or 1
         self.validation: dict[str, Any] | None = None
+        self.evaluations: dict[int, dict[str, Any]] = {}  # step -> "evaluation" event (live DreamBooth metrics)
+        self.best_step: int | None = None
         self._lock = threading.Lock()
         self._dirty = threading.Event()
         self._render_lock = threading.Lock()
@@ -73,6 +77,9 @@ class TrainDashboard(StaticRecord, W.VBox):
         self.progress = W.IntProgress(min=0, max=run.max_steps or 1, description="step")
         self.plot = W.Image(format="png", layout=W.Layout(width="640px"))
         self.images = W.HBox()
+        self.metrics_plot = W.Image(format="png", layout=W.Layout(width="360px", display="none"))
+        self.metrics_plot.add_class("vd-metric-curves")
+        self.evaluation = EvaluationPanel()
         self.errors = W.HTML()
         self.start_button = W.Button(description="Start", icon="play", button_style="success")
         self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger")
@@ -84,7 +91,8 @@ class TrainDashboard(StaticRecord, W.VBox):
         self.resume_button.on_click(lambda _: self._start("latest"))
         self.stop_button.on_click(lambda _: self._stop())
         buttons = W.HBox([self.start_button, self.stop_button, self.resume_button])
-        super().__init__([buttons, self.status, self.progress, self.plot, self.images, self.errors])
+        super().__init__([buttons, self.status, self.progress, W.HBox([self.plot, self.metrics_plot]), self.images,
+                          self.evaluation, self.errors])
         run.subscribe(self._on_event, replay=True)
         self._closed = threading.Event()
         self._renderer = threading.Thread(target=self._render_loop, name="vitdream-train-dashboard", daemon=True)
@@ -109,7 +117,11 @@ class TrainDashboard(StaticRecord, W.VBox):
             elif kind == "start":
                 self.steps = [s for s in self.steps if s["step"] <= event["step"]]  # a resume rewinds the curve
                 self.epochs = [e for e in self.epochs if e["step"] <= event["step"]]
+                self.evaluations = {k: v for k, v in self.evaluations.items() if k <= event["step"]}
                 self.max_steps = event.get("max_steps") or self.max_steps
+            elif kind == "evaluation":
+                self.evaluations = {**self.evaluations, event["step"]: event}
+                self.best_step = event.get("best_step")
             elif kind == "validation":
                 self.validation = event
             elif kind == "error":
@@ -147,7 +159,7 @@ class TrainDashboard(StaticRecord, W.VBox):
     def _render(self) -> None:
         with self._lock:
             steps, state, message, error, validation = list(self.steps), self.state, self.message, self.error, self.validation
-            epochs = list(self.epochs)
+            epochs, evaluations, best_step = list(self.epochs), self.evaluations, self.best_step
         last = steps[-1] if steps else {}
         running = self.run.running
         self.start_button.disabled = running
@@ -158,12 +170,20 @@ class TrainDashboard(StaticRecord, W.VBox):
         self.errors.value = f"<pre style='color:var(--jp-error-color1,#b00);white-space:pre-wrap'>{html.escape(error)}</pre>" if error else ""
         if steps:
             self.plot.value = self._plot_png(steps, epochs)
+        if evaluations and evaluations is not getattr(self, "_drawn_evaluations", None):  # redrawn per validation
+            self._drawn_evaluations = evaluations
+            if getattr(self, "_metric_plot", None) is None:
+                self._metric_plot = MetricPlot()
+            self.metrics_plot.value = self._metric_plot.png(evaluations, best_step)
+            self.metrics_plot.layout.display = None
+        self.evaluation.update(evaluations, best_step)
         if validation is not None and getattr(self, "_shown_validation", None) is not validation:
             self._shown_validation = validation
             self._show_validation(validation)
-        self.status.value = self._status_html(state, message, last, epochs[-1] if epochs else {})  # last: drawn
+        self.status.value = self._status_html(state, message, last, epochs[-1] if epochs else {}, best_step)  # last: drawn
 
-    def _status_html(self, state: str, message: str, last: dict[str, Any], epoch: dict[str, Any]) -> str:
+    def _status_html(self, state: str, message: str, last: dict[str, Any], epoch: dict[str, Any],
+                     best_step: int | None = None) -> str:
         parts = [f"<b>{html.escape(state)}</b>", html.escape(message), f"step {last.get('step', 0)}/{self.progress.max}"]
         if last.get("loss") is not None:
             parts.append(f"loss {last['loss']:.4f}")
@@ -171,6 +191,8 @@ class TrainDashboard(StaticRecord, W.VBox):
             parts.append(f"val acc {epoch['val_acc']:.3f}")
         if last.get("steps_per_s"):
             parts.append(f"{last['steps_per_s']:.2f} steps/s, ETA {_fmt_time(last.get('eta_s'))}")
+        if best_step is not None:
+            parts.append(f"best step {best_step}")
         return " &nbsp;·&nbsp; ".join(p for p in parts if p)
 
     def _plot_png(self, steps: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> bytes:
@@ -203,7 +225,7 @@ class TrainDashboard(StaticRecord, W.VBox):
 
     def record_images(self) -> list[bytes]:
         views = [box.children[0].value for box in self.images.children if box.children]
-        return [v for v in [self.plot.value, *views] if v]
+        return [v for v in [self.plot.value, self.metrics_plot.value, *views] if v]
 
     def record_sources(self) -> list[Any]:
         return [self.status, self.errors]
