@@ -23,8 +23,6 @@ import argparse
 import copy
 import json
 import math
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -37,6 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from vitdream.atomic import atomic_dir  # noqa: E402
 from vitdream.datasets.reading import read_look  # noqa: E402
 from vitdream.datasets.shapes import BACKGROUNDS, CLASSES, COLOURS, SHAPES, ShapesDataset, caption  # noqa: E402
 
@@ -287,16 +286,13 @@ def make_pipeline(vae, text_encoder, tokenizer, unet, sched):
 
 
 def save_pipeline(pipe, out: Path, meta: dict) -> None:
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    pipe.save_pretrained(tmp, safe_serialization=True)
-    (tmp / "training.json").write_text(json.dumps(meta, indent=2))
-    old = out.with_name(out.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
+    """The pipeline (safetensors) and ``training.json``, swapped in atomically."""
+
+    def write(folder: Path) -> None:
+        pipe.save_pretrained(folder, safe_serialization=True)
+        (folder / "training.json").write_text(json.dumps(meta, indent=2))
+
+    atomic_dir(out, write)
 
 
 def eval_only(args) -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import ImageFilter  # noqa: E402
 
+from vitdream.atomic import atomic_dir  # noqa: E402
 from vitdream.datasets.shapes import CLASSES, ShapesDataset  # noqa: E402
 
 IMAGE_SIZE = 32
@@ -137,25 +136,24 @@ def main() -> None:
 
     processor = ViTImageProcessorPil(do_resize=True, size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
                                      do_rescale=True, do_normalize=True, image_mean=[0.5] * 3, image_std=[0.5] * 3)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    processor.save_pretrained(tmp)
-    pre = tmp / "preprocessor_config.json"
-    cfg = json.loads(pre.read_text())
-    cfg["image_processor_type"] = "ViTImageProcessor"  # the torchvision backend where available, PIL otherwise
-    pre.write_text(json.dumps(cfg, indent=2))
     stages = []
     if args.init and (args.init / "training.json").exists():
         stages = json.loads((args.init / "training.json").read_text()).get("stages", [])
     stages.append({"command": "scripts/train_mini_vit.py " + " ".join(relative(a) for a in sys.argv[1:]),
                    "minutes": round(minutes, 1), "heldout_top1": accuracy})
-    (tmp / "training.json").write_text(json.dumps({
-        "heldout_top1": accuracy, "n_test": len(test), "train_minutes": round(minutes, 1),
-        "args": {k: relative(v) for k, v in vars(args).items()}, "stages": stages}, indent=2))
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    os.replace(tmp, args.out)
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder, safe_serialization=True)
+        processor.save_pretrained(folder)
+        pre = folder / "preprocessor_config.json"
+        cfg = json.loads(pre.read_text())
+        cfg["image_processor_type"] = "ViTImageProcessor"  # the torchvision backend where available, PIL otherwise
+        pre.write_text(json.dumps(cfg, indent=2))
+        (folder / "training.json").write_text(json.dumps({
+            "heldout_top1": accuracy, "n_test": len(test), "train_minutes": round(minutes, 1),
+            "args": {k: relative(v) for k, v in vars(args).items()}, "stages": stages}, indent=2))
+
+    atomic_dir(args.out, write)
     log(f"saved to {args.out}")
 
 

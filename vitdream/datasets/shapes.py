@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from PIL import Image, ImageDraw
 
+from vitdream.atomic import atomic_open, atomic_write_bytes
+
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow")
 PATTERNS: tuple[str, ...] = ("plain", "two-tone", "striped")
@@ -292,27 +294,18 @@ class ShapesDataset(Sequence):
             rel = Path(spec.label) / name if layout == "by_label" else Path(name)
             path = root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, lambda f, s=spec: render(s, self.size).save(f, format="PNG"), sync=False)
+            with atomic_open(path, durable=False) as fh:
+                render(spec, self.size).save(fh, format="PNG")
             paths.append(path)
             records.append({"file_name": rel.as_posix(), "text": spec.caption, "label": spec.label,
                             "shape": spec.shape, "colour": spec.colour, "colour2": spec.colour2 or spec.colour,
                             "pattern": spec.pattern, "background": spec.background})
         lines = "".join(json.dumps(r) + "\n" for r in records)
-        _atomic_write(root / "metadata.jsonl", lambda f: f.write(lines.encode()), sync=True)
+        atomic_write_bytes(root / "metadata.jsonl", lines.encode())
         return paths
 
     def __repr__(self) -> str:
         return f"ShapesDataset(n={self.n}, seed={self.seed}, size={self.size}, classes={len(CLASSES)})"
-
-
-def _atomic_write(path: Path, write: Callable[[Any], Any], sync: bool) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        if sync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def shapes(n: int = 1000, seed: int = 0, size: int = 32, **options: Any) -> ShapesDataset:

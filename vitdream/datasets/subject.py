@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 from PIL import Image
 
+from vitdream.atomic import atomic_open
 from vitdream.datasets.shapes import BACKGROUNDS, PALETTE, ShapeSpec, render
 
 #: the colours of the two halves, from the top
@@ -109,9 +110,8 @@ class Subject:
         paths = []
         for i, image in enumerate(self.images):
             path = root / f"{self.identifier}-{self.class_noun}-{i}.png"
-            tmp = path.with_name(f".{path.name}.tmp")
-            image.save(tmp, format="PNG")
-            os.replace(tmp, path)
+            with atomic_open(path, durable=False) as fh:
+                image.save(fh, format="PNG")
             paths.append(path)
         return paths
 
