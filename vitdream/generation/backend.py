@@ -114,13 +114,17 @@ class DiffusersSD(Generator):
         callback sees, see :data:`vitdream.generation.cfg.CALLBACK_INPUTS`; default ``("latents",)``).
         Each image carries its settings in ``image.info``."""
         callback_inputs = settings.pop("callback_inputs", ("latents",))
+        attention = bool(settings.pop("attention", False))
         checked = self.settings(prompt, **settings)
-        return self.run(checked, callback=callback, callback_inputs=check_callback_inputs(callback_inputs), cancel=cancel)
+        return self.run(checked, callback=callback, callback_inputs=check_callback_inputs(callback_inputs), cancel=cancel,
+                        attention=attention)
 
     def run(self, settings: GenerationSettings, *, callback: StepCallback | None = None,
             callback_inputs: Sequence[str] = ("latents",), cancel: threading.Event | None = None,
-            progress: bool = False, batched: bool = True) -> list[Any]:
-        """Generate from validated ``settings``; ``batched=False`` uses two UNet calls per step."""
+            progress: bool = False, batched: bool = True, attention: bool = False) -> list[Any]:
+        """Generate from validated ``settings``; ``batched=False`` uses two UNet calls per step.
+        ``attention=True``: each image gets ``image.attention``, its per-word cross-attention maps
+        (:mod:`vitdream.generation.attention`); the images themselves are unchanged."""
         import torch
 
         pipe, s = self.pipe, settings
@@ -134,17 +138,38 @@ class DiffusersSD(Generator):
             scheduler.set_timesteps(s.steps, device=device)
             generators = [torch.Generator(device="cpu").manual_seed(s.seed + i) for i in range(s.num_images)]
             latents = self.initial_latents(s, generators) * scheduler.init_noise_sigma
-            latents = denoise(
-                pipe.unet, scheduler, latents, cond, uncond if s.cfg else None,
-                guidance_scale=s.guidance_scale, guidance_rescale=s.guidance_rescale,
-                step_kwargs=step_arguments(scheduler, generators, sampler.step_kwargs()),
-                callback=callback, callback_inputs=callback_inputs, cancel=cancel, batched=batched,
-            )
+            with self._attention_recorder(s, latents, attention, batched) as store:
+                latents = denoise(
+                    pipe.unet, scheduler, latents, cond, uncond if s.cfg else None,
+                    guidance_scale=s.guidance_scale, guidance_rescale=s.guidance_rescale,
+                    step_kwargs=step_arguments(scheduler, generators, sampler.step_kwargs()),
+                    callback=callback, callback_inputs=callback_inputs, cancel=cancel, batched=batched,
+                )
             images = self.decode(latents)
+        if store is not None:
+            self._attach_attention(images, s, store.maps())
         for i, image in enumerate(images):
             image.info[KEY] = json.dumps(s.for_image(i), sort_keys=True)
             image.info["parameters"] = s.a1111_parameters(i)
         return ImageList(images)
+
+    def _attention_recorder(self, settings: GenerationSettings, latents: Any, attention: bool, batched: bool) -> Any:
+        from contextlib import nullcontext
+
+        if not attention:
+            return nullcontext()
+        if settings.cfg and not batched:
+            raise OptionsError("generate: option 'attention': needs the batched guidance path (batched=True)")
+        from vitdream.generation.attention import record_attention
+
+        return record_attention(self.pipe.unet, settings.num_images, tuple(latents.shape[-2:]))
+
+    def _attach_attention(self, images: list[Any], settings: GenerationSettings, heat: Any) -> None:
+        from vitdream.generation.attention import AttentionMaps, word_tokens
+
+        words = word_tokens(self.pipe.tokenizer, settings.prompt)
+        for image, maps in zip(images, heat):
+            image.attention = AttentionMaps(maps, words, image.size, image)
 
     def initial_latents(self, settings: GenerationSettings, generators: list[Any]) -> Any:
         """Unit Gaussian latents, image ``i`` drawn from ``generators[i]`` (on the CPU, for reproducibility)."""
