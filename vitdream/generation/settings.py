@@ -33,6 +33,7 @@ class GenerationSettings(Options):
     height: int = Field(512, ge=8, le=4096)
     width: int = Field(512, ge=8, le=4096)
     model: str = ""
+    weights: str = ""  # the weights' fingerprint (vitdream.generation.provenance.fingerprint)
     loras: list[tuple[str, float]] = Field(default_factory=list)
 
     @field_validator("prompt")
@@ -78,6 +79,10 @@ class GenerationSettings(Options):
             f"Size: {self.width}x{self.height}",
             f"Model: {self.model}",
         ]
+        if self.weights:
+            fields.append(f"Model hash: {self.weights.removeprefix('sha256:')[:10]}")
+        if self.loras:
+            fields.append("Lora: " + "; ".join(f"{path}:{scale:g}" for path, scale in self.loras))
         if self.guidance_rescale:
             fields.append(f"CFG rescale: {self.guidance_rescale:g}")
         lines.append(", ".join(fields))
