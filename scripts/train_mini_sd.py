@@ -29,7 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from training_common import ROOT, log, relative  # noqa: E402 -- scripts/ is on sys.path
+
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
@@ -47,15 +48,6 @@ MAX_TOKENS = 32
 TEXT_WIDTH = 64
 
 
-def relative(value: object) -> str:
-    """A setting as recorded in training.json: paths relative to the repository, never absolute."""
-    text = str(value)
-    try:
-        return Path(text).resolve().relative_to(ROOT).as_posix() if os.sep in text else text
-    except ValueError:
-        return Path(text).name
-
-
 def random_caption(spec, rng: np.random.Generator) -> str:
     """A caption of ``spec`` naming each attribute with the world's probabilities (10%: empty, for CFG)."""
     if rng.random() < 0.1:
@@ -63,10 +55,6 @@ def random_caption(spec, rng: np.random.Generator) -> str:
     named = rng.random() < 0.85
     return caption(spec.shape, spec.colour if named else None, spec.background if rng.random() < 0.5 else None,
                    pattern=spec.pattern if rng.random() < 0.85 else None, colour2=spec.colour2 if named else None)
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 # ---------------------------------------------------------------- models
@@ -376,7 +364,7 @@ def main() -> None:
         eval_only(args)
         return
     args.work.mkdir(parents=True, exist_ok=True)
-    log(f"args: {vars(args)}")
+    log(f"args: { {k: relative(v) for k, v in vars(args).items()} }")
 
     tokenizer = build_tokenizer(args.work / "tokenizer_src")
     vae = train_vae(args, args.work).requires_grad_(False).eval()

@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from training_common import ROOT, log, relative  # noqa: E402 -- scripts/ is on sys.path
+
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
@@ -33,20 +34,23 @@ from vitdream.datasets.shapes import CLASSES, ShapesDataset  # noqa: E402
 IMAGE_SIZE = 32
 
 
-def relative(value: object) -> str:
-    """A setting as recorded in training.json: paths relative to the repository, never absolute."""
-    text = str(value)
-    try:
-        return Path(text).resolve().relative_to(ROOT).as_posix() if os.sep in text else text
-    except ValueError:
-        return Path(text).name
+class Pool:
+    """``n`` pictures of ``ds`` rendered once (uint8) -- rendering costs more than a mini-ViT step."""
+
+    def __init__(self, ds: ShapesDataset, n: int):
+        from PIL import Image
+
+        t0 = time.time()
+        self.arrays = np.stack([np.asarray(ds[i]["image"]) for i in range(n)])
+        self.labels = [ds.spec(i).label for i in range(n)]
+        self.image = Image.fromarray
+        log(f"rendered a pool of {n} pictures in {time.time() - t0:.0f} s")
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.image(self.arrays[i]), "label_id": CLASSES.index(self.labels[i])}
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def batch(ds: ShapesDataset, indices, rng: np.random.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def batch(ds, indices, rng: np.random.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Images normalised like the saved processor does ((x - 0.5) / 0.5), and label ids."""
     arrays, labels = [], []
     for i in indices:
@@ -76,6 +80,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--init", type=Path, default=None, help="continue training from this saved mini ViT")
+    p.add_argument("--pool", type=int, default=0,
+                   help="render this many pictures once and sample batches from them (0: fresh pictures every step)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -86,9 +92,11 @@ def main() -> None:
                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=len(CLASSES),
                        id2label=dict(enumerate(CLASSES)), label2id={c: i for i, c in enumerate(CLASSES)})
     model = ViTForImageClassification.from_pretrained(args.init) if args.init else ViTForImageClassification(config)
-    log(f"mini ViT: {sum(q.numel() for q in model.parameters()) / 1e6:.3f} M params; args {vars(args)}")
+    log(f"mini ViT: {sum(q.numel() for q in model.parameters()) / 1e6:.3f} M params; args { {k: relative(v) for k, v in vars(args).items()} }")
     # the judge sees every look, the held-out DreamBooth subject too (the generative model does not)
     train = ShapesDataset(args.steps * args.batch, seed=args.seed + (30 if args.init else 10), held_out=())
+    if args.pool:  # sample every step from a pool rendered once, instead of fresh pictures
+        train = Pool(train, args.pool)
     test = ShapesDataset(args.n_test, seed=args.seed + 20)  # held out: a different seed
     rng = np.random.default_rng(args.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
@@ -111,7 +119,8 @@ def main() -> None:
             args.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (args.steps - warmup)))
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = batch(train, range(step * args.batch, (step + 1) * args.batch), rng)
+        indices = rng.integers(0, args.pool, args.batch) if args.pool else range(step * args.batch, (step + 1) * args.batch)
+        x, y = batch(train, indices, rng)
         loss = F.cross_entropy(model(pixel_values=x).logits, y, label_smoothing=0.05)
         opt.zero_grad(set_to_none=True)
         loss.backward()

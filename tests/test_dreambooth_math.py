@@ -112,11 +112,11 @@ def test_8bit_adam_uses_bitsandbytes_or_says_it_is_missing(pipe):
 
     from vitdream.errors import VitdreamError
 
-    module = make_module(pipe, use_8bit_adam=True)
-    if importlib.util.find_spec("bitsandbytes") is None:
-        with pytest.raises(VitdreamError, match="bitsandbytes is not installed"):
-            module.configure_optimizers()
+    if importlib.util.find_spec("bitsandbytes") is None:  # refused with the options, before anything runs
+        with pytest.raises(VitdreamError, match="use_8bit_adam.*needs the bitsandbytes package"):
+            DreamBoothConfig.parse("dreambooth", instance_data_dir="x", use_8bit_adam=True)
     else:
+        module = make_module(pipe, use_8bit_adam=True)
         assert type(module.configure_optimizers()["optimizer"]).__name__ == "AdamW8bit"
 
 

@@ -399,3 +399,18 @@ def test_lazy_registrations_agree_with_the_classes_they_name(fresh_plugins):
     drifted = Entry("backends", "vit", "vitdream.vision.backend:TransformersViT", "someone", meta={"tasks": ["classify"]})
     with pytest.raises(vd.errors.VitdreamError, match="registered with id 'vit' but .* declares 'transformers-vit'"):
         drifted.load()
+
+
+def test_a_backend_that_overrides_classify_itself_still_works_in_the_widget(plugin, pictures):
+    """Plugins written before the kernel held the contract (they override classify) keep working."""
+
+    class Legacy(Classifier):
+        id = "legacy"
+
+        def classify(self, images, top_k=5):
+            return [vd.base.Prediction("anything", 1.0)][:top_k]
+
+    widget = vd.widgets.classify(Legacy(), images=pictures)
+    assert widget.top_k.max == 1000 and [p.label for p in widget.show(pictures / "red-0.png")] == ["anything"]
+    with pytest.raises(AttributeError, match="legacy: implement labels"):
+        Legacy().labels

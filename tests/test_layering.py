@@ -15,7 +15,7 @@ ROOT = Path(vitdream.__file__).parent
 KERNEL = {"vitdream.base", "vitdream.errors", "vitdream.events", "vitdream.images", "vitdream.atomic",
           "vitdream.loading", "vitdream.registry", "vitdream.hookspecs"}
 BACKENDS = {"vitdream.vision", "vitdream.generation", "vitdream.dreambooth", "vitdream.search",
-            "vitdream.datasets", "vitdream.evaluation", "vitdream.lightning", "vitdream.components"}
+            "vitdream.datasets", "vitdream.evaluation", "vitdream.evaluators", "vitdream.lightning", "vitdream.components"}
 VIEWS = {"vitdream.widgets", "vitdream.notebook"}  # the only layer that displays widgets
 
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 import vitdream
 from vitdream import hookimpl
-from vitdream.base import Classifier, Options, Prediction, Sampler, Trainer, VectorIndex
+from vitdream.base import Classifier, Evaluator, Options, Prediction, Sampler, Trainer, VectorIndex
 from vitdream.errors import DuplicateIdError, OptionsError, UnknownIdError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,6 +94,17 @@ class ListIndex(VectorIndex):
         return np.take_along_axis(sims, order, axis=1), ids
 
 
+class RednessEvaluator(Evaluator):
+    """Scores how red each image is (mean red minus mean green and blue, in [0, 1])."""
+
+    id = "redness"
+    metrics = ("redness",)
+
+    def _score(self, images, prompts, references):
+        arrays = [np.asarray(im, dtype=np.float64) / 255 for im in images]
+        return {"redness": [max(0.0, a[..., 0].mean() - a[..., 1:].mean()) for a in arrays]}
+
+
 class AuthorPlugin:
     """A plugin object implementing every registration hook."""
 
@@ -112,6 +123,10 @@ class AuthorPlugin:
     @hookimpl
     def register_indexes(self, register):
         register(ListIndex)
+
+    @hookimpl
+    def register_evaluators(self, register):
+        register(RednessEvaluator)
 
     @hookimpl
     def register_commands(self, cli):
@@ -175,6 +190,16 @@ def test_hook_register_indexes(author_plugin):
     assert ids[0, 0] == 11 and scores[0, 0] == 1.0
 
 
+def test_hook_register_evaluators(author_plugin):
+    from vitdream.components import get_entry
+
+    assert get_entry("evaluators", "redness").plugin == "author-plugin"
+    scores = vitdream.load_evaluator("redness").score([np.full((4, 4, 3), (255, 0, 0), np.uint8), b"not an image",
+                                                       np.zeros((4, 4, 3), np.uint8)])
+    assert scores["redness"].tolist() == [1.0, 0.0] and scores.indices.tolist() == [0, 2]
+    assert [f.index for f in scores.failures] == [1] and scores.summary == {"redness": 0.5}
+
+
 def test_hook_register_commands(author_plugin, tmp_path):
     from PIL import Image
 
@@ -189,8 +214,8 @@ def test_hook_register_commands(author_plugin, tmp_path):
 
 
 # -- discovery and reporting ------------------------------------------------------------------
-def test_builtins_cover_all_four_kinds(host):
-    registered = {kind: [] for kind in ("backends", "trainers", "samplers", "indexes")}
+def test_builtins_cover_every_kind(host):
+    registered = {kind: [] for kind in ("backends", "trainers", "samplers", "indexes", "evaluators")}
     for info in host.report():
         assert info.source == "built-in" and info.error is None, info
         for kind, ids in info.registered.items():
@@ -198,6 +223,7 @@ def test_builtins_cover_all_four_kinds(host):
     assert {"transformers-vit", "diffusers-sd"} <= set(registered["backends"])
     assert {"ddim", "euler", "euler-ancestral", "dpm-solver++"} <= set(registered["samplers"])
     assert {"faiss-flat", "faiss-hnsw", "faiss-ivf"} <= set(registered["indexes"])
+    assert {"vit-embedding", "clip", "shapes-world"} <= set(registered["evaluators"])
     assert "dreambooth" in registered["trainers"]
 
 
@@ -208,7 +234,7 @@ def test_plugins_json_shape_via_cli():
     assert isinstance(data, list) and data
     for item in data:
         assert {"name", "version", "source", "hooks", "registered", "error"} <= set(item)
-        assert set(item["registered"]) == {"backends", "trainers", "samplers", "indexes"}
+        assert set(item["registered"]) == {"backends", "trainers", "samplers", "indexes", "evaluators"}
 
 
 def test_vd_plugins_matches_cli(host):
@@ -379,7 +405,7 @@ def hook_names() -> list[str]:
 
 
 def test_hookspecs_are_found():
-    assert hook_names() == ["register_backends", "register_commands", "register_indexes",
+    assert hook_names() == ["register_backends", "register_commands", "register_evaluators", "register_indexes",
                             "register_samplers", "register_trainers"]
 
 

@@ -149,5 +149,7 @@ def test_vit_finetune_is_a_trainer_run_and_watched_like_dreambooth(base, folder,
     run.unsubscribe(stop_at_two)
     run.fit()  # again, to the end
     assert run.state == "finished" and run.history()[-1]["step"] == 8
+    dashboard.render()
+    assert dashboard.progress.value == 8 and "val acc" in dashboard.status.value and len(dashboard.epochs) == 2
     exported = run.export(tmp_path / "copy")
     assert vd.load_classifier(exported).labels == ["blue", "red"] == run.result.classes

@@ -35,6 +35,7 @@ _LAZY: dict[str, str] = {
     "dreambooth": "vitdream.dreambooth:dreambooth",
     "create_run": "vitdream.components:create_run",
     "evaluate_dreambooth": "vitdream.evaluation:evaluate_dreambooth",
+    "load_evaluator": "vitdream.components:load_evaluator",
     "datasets": "vitdream.datasets",
     "widgets": "vitdream.widgets",
     "assets": "vitdream.assets",

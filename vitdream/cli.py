@@ -33,16 +33,19 @@ def given(**options: Any) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None and v is not False}
 
 
-def parse_key_values(pairs: Sequence[str], param_hint: str) -> dict[str, Any]:
-    """``("a=1", "b=[1, 2]", "c=text")`` -> ``{"a": 1, "b": [1, 2], "c": "text"}``: each value is read
-    as YAML (so JSON too); a value YAML cannot read stays a string."""
+def parse_key_values(pairs: Sequence[str], option: str) -> dict[str, Any]:
+    """The one ``KEY=VALUE`` parser of every command: ``("a=1", "b=[1, 2]", "c=text")`` -> ``{"a": 1,
+    "b": [1, 2], "c": "text"}``; each value is read as YAML (so JSON too), a value YAML cannot read
+    stays a string. A pair without ``=`` is an :class:`~vitdream.errors.OptionsError` naming ``option``."""
     import yaml
+
+    from vitdream.errors import OptionsError
 
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE", param_hint=param_hint)
+            raise OptionsError(f"{option} {pair!r}: expected KEY=VALUE")
         try:
             options[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError:

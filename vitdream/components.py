@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from vitdream.errors import UnknownIdError, VitdreamError
 from vitdream.plugins import get_registry
 from vitdream.registry import Entry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vitdream.base import Trainer
+    from vitdream.base import Evaluator, Trainer
 
 
 def get_entry(kind: str, id: str) -> Entry:
@@ -53,3 +53,28 @@ def resolve_backend(task: str, model: str | None, backend: str | None = None) ->
     raise VitdreamError(
         f"no backend accepts model {model!r} for {task}; tried {', '.join(e.id for e in candidates)}"
     )
+
+
+def load_evaluator(spec: Any, **options: Any) -> "Evaluator":
+    """An :class:`~vitdream.base.Evaluator`: one given as is, a registered id (``"clip"``), or
+    ``{"id": "clip", **options}``; ``options`` go to its constructor."""
+    from vitdream.base import Evaluator
+
+    if isinstance(spec, Evaluator):
+        return spec
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        name = spec.pop("id", None)
+        if not isinstance(name, str):
+            raise VitdreamError(f"evaluator {spec!r}: a mapping needs an 'id' naming a registered evaluator")
+        return create("evaluators", name, **spec, **options)
+    if isinstance(spec, str):
+        return create("evaluators", spec, **options)
+    raise VitdreamError(f"evaluator: expected an id, a {{'id': ...}} mapping or an Evaluator, got {spec!r}")
+
+
+def load_evaluators(specs: Any) -> list["Evaluator"]:
+    """:func:`load_evaluator` of each of ``specs`` (one spec alone is a list of one)."""
+    if isinstance(specs, (str, dict)) or not isinstance(specs, Sequence):
+        specs = [specs]
+    return [load_evaluator(spec) for spec in specs]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-SINGULAR = {"backends": "backend", "trainers": "trainer", "samplers": "sampler", "indexes": "index"}
+SINGULAR = {"backends": "backend", "trainers": "trainer", "samplers": "sampler", "indexes": "index", "evaluators": "evaluator"}
 
 
 def singular(kind: str) -> str:

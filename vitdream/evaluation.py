@@ -349,76 +349,100 @@ def _real_images(subject: Any) -> list[Any]:
 
 
 # -- the evaluation -----------------------------------------------------------------------------------------
+def default_evaluators(embedder: Any, classifier: Any = None, class_noun: str | None = None, *, layer: int = -1,
+                       pool: str = "cls", isolate: bool = True) -> list[Any]:
+    """``vit-embedding`` over ``embedder`` (subject fidelity, PRES, DIV) and ``shapes-world`` over ``classifier``
+    (prompt fidelity; the shape is ``class_noun`` where a prompt names none)."""
+    from vitdream.components import create
+
+    return [create("evaluators", "vit-embedding", embedder=embedder, layer=layer, pool=pool, isolate=isolate),
+            create("evaluators", "shapes-world", classifier=classifier, shape=class_noun)]
+
+
+def headline_evaluator(evaluators: Sequence[Any], metric: str) -> tuple[Any, str] | tuple[None, None]:
+    """The first evaluator that ``provides`` DreamBooth's ``metric`` and the name of its own metric for it."""
+    for evaluator in evaluators:
+        if metric in getattr(evaluator, "provides", {}):
+            return evaluator, evaluator.provides[metric]
+    return None, None
+
+
 def evaluate_images(
     generated: Mapping[str, Sequence[Any]],
     class_images: Sequence[Any] | None,
     real_images: Sequence[Any],
-    embedder: Any,
+    embedder: Any = None,
     *,
     classifier: Any = None,
     class_noun: str | None = None,
     layer: int = -1,
     pool: str = "cls",
     isolate: bool = True,
+    evaluators: Sequence[Any] | None = None,
+    class_prompt: str = "",
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """The four metrics of already generated images: ``generated`` maps each subject prompt to its images,
     ``class_images`` are the class-prompt generations. Returns ``(metrics, per-prompt rows)``.
 
-    ``isolate``: embed :func:`isolate_subject` versions of every image (background painted black), so
-    the similarities measure the subject and not its context."""
-
-    def embed(images: Sequence[Any]) -> np.ndarray:
-        images = [isolate_subject(im) for im in images] if isolate else list(images)
-        return np.asarray(embedder.embed(images, layer=layer, pool=pool), dtype=np.float64)
-
-    real = embed(real_images)
-    rows, all_generated, divs, hits, total = [], [], [], 0, 0
-    for prompt, images in generated.items():
-        if not images:
-            continue
-        emb = embed(images)
-        all_generated.append(emb)
-        ok = _prompt_checks(images, prompt, classifier, class_noun)
-        row = {"prompt": prompt, "subject_fidelity": subject_fidelity(emb, real),
-               "prompt_fidelity": float(np.mean(ok["all"])), "DIV": diversity(emb) if len(images) > 1 else float("nan")}
-        if "background" in ok:
-            row["background_ok"] = float(np.mean(ok["background"]))
-        if "shape" in ok:
-            row["shape_ok"] = float(np.mean(ok["shape"]))
-        rows.append(row)
-        if len(images) > 1:
-            divs.append(row["DIV"])
-        hits += int(np.sum(ok["all"]))
-        total += len(images)
-    if not all_generated:
+    ``evaluators`` (:class:`~vitdream.base.Evaluator` objects) compute them: ``subject_fidelity`` and ``PRES``
+    come from the first that provides subject fidelity (scored against ``real_images``), ``prompt_fidelity``
+    from the first that provides prompt fidelity, ``DIV`` from the first with embeddings; every other metric
+    of every evaluator is added as ``"<evaluator id>/<metric>"``. Default: :func:`default_evaluators` of
+    ``embedder`` and ``classifier`` (``isolate``: paint plain backgrounds black before embedding, so the
+    similarities measure the subject and not its context)."""
+    if evaluators is None:
+        evaluators = default_evaluators(embedder, classifier, class_noun, layer=layer, pool=pool, isolate=isolate)
+    prompts = [p for p, images in generated.items() if images]
+    if not prompts:
         raise VitdreamError("evaluate: no generated subject images")
+    images = [im for p in prompts for im in generated[p]]
+    owner = [p for p in prompts for _ in generated[p]]
+    per_image: dict[str, np.ndarray] = {}
+    fidelity, fidelity_metric = headline_evaluator(evaluators, "subject_fidelity")
+    judge, judge_metric = headline_evaluator(evaluators, "prompt_fidelity")
+    for evaluator in evaluators:
+        needs = getattr(evaluator, "uses", frozenset())
+        scores = evaluator.score(images, prompts=owner, references=real_images if "references" in needs or evaluator is fidelity else None)
+        if scores.failures:
+            raise VitdreamError(f"evaluator {evaluator.id!r}: generated image {scores.failures[0].index} did not load")
+        for metric, values in scores.values.items():
+            name = ("subject_fidelity" if evaluator is fidelity and metric == fidelity_metric else
+                    "prompt_fidelity" if evaluator is judge and metric == judge_metric else f"{evaluator.id}/{metric}")
+            per_image.setdefault(name, values)
+    embedding = next((e for e in evaluators if e.has_embeddings), None)
+    vectors = embedding.embed(images) if embedding is not None else None
+    rows, divs = [], []
+    owner_array = np.array(owner, dtype=object)
+    for prompt in prompts:
+        mask = owner_array == prompt
+        row: dict[str, Any] = {"prompt": prompt}
+        for name, values in per_image.items():
+            picked = values[mask]
+            row[name.removeprefix("shapes-world/")] = float(np.nanmean(picked)) if np.isfinite(picked).any() else float("nan")
+        row["DIV"] = diversity(vectors[mask]) if vectors is not None and mask.sum() > 1 else float("nan")
+        if not math.isnan(row["DIV"]):
+            divs.append(row["DIV"])
+        rows.append({k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v) and k.endswith("_ok"))})
     metrics = {
-        "subject_fidelity": subject_fidelity(np.concatenate(all_generated), real),
-        "prompt_fidelity": hits / total,
+        "subject_fidelity": float(np.mean(per_image["subject_fidelity"])) if "subject_fidelity" in per_image else float("nan"),
+        "prompt_fidelity": float(np.mean(per_image["prompt_fidelity"])) if "prompt_fidelity" in per_image else float("nan"),
         "PRES": float("nan"),
         "DIV": float(np.mean(divs)) if divs else float("nan"),
     }
+    metrics.update({name: float(np.nanmean(v)) for name, v in per_image.items() if name not in metrics and np.isfinite(v).any()})
     if class_images:
-        emb = embed(class_images)
-        metrics["PRES"] = prior_preservation(emb, real)
-        row = {"prompt": "(class) PRES", "PRES": metrics["PRES"],
-               "DIV": diversity(emb) if len(class_images) > 1 else float("nan")}
-        if classifier is not None and class_noun:
-            row["shape_ok"] = float(np.mean(_prompt_checks(class_images, "", classifier, class_noun)["shape"]))
+        row = {"prompt": "(class) PRES"}
+        if fidelity is not None:
+            metrics["PRES"] = fidelity.score(list(class_images), prompts=[class_prompt] * len(class_images),
+                                             references=real_images).mean(fidelity_metric)
+            row["PRES"] = metrics["PRES"]
+        row["DIV"] = diversity(embedding.embed(list(class_images))) if embedding is not None and len(class_images) > 1 else float("nan")
+        if judge is not None:
+            checked = judge.score(list(class_images), prompts=[class_prompt] * len(class_images))
+            if np.isfinite(checked.values.get("shape_ok", np.zeros(0))).any():
+                row["shape_ok"] = float(np.nanmean(checked["shape_ok"]))
         rows.append(row)
     return metrics, rows
-
-
-def _prompt_checks(images: Sequence[Any], prompt: str, classifier: Any, class_noun: str | None) -> dict[str, np.ndarray]:
-    checks: dict[str, np.ndarray] = {}
-    wanted = background_in_prompt(prompt)
-    if wanted is not None:
-        checks["background"] = np.array([background_of(im) == wanted for im in images])
-    if classifier is not None and class_noun:
-        preds = classifier.classify(list(images), top_k=1)
-        checks["shape"] = np.array([p is not None and shape_of(p[0].label) == class_noun for p in preds])
-    checks["all"] = np.logical_and.reduce(list(checks.values())) if checks else np.ones(len(images), dtype=bool)
-    return checks
 
 
 def evaluate_dreambooth(
@@ -442,6 +466,7 @@ def evaluate_dreambooth(
     isolate: bool = True,
     reference: bool = True,
     progress: bool = True,
+    evaluators: Sequence[Any] | None = None,
 ) -> DreamBoothEvaluation:
     """Evaluate DreamBooth models as the DreamBooth paper does (see the module docstring for the metrics).
 
@@ -461,6 +486,11 @@ def evaluate_dreambooth(
     plain backgrounds black before embedding, so similarities compare subjects, not contexts. ``reference=True`` adds a
     "real images" row when the subject can render held-out pictures (the demo subject does): what a
     perfect model would score.
+
+    ``evaluators``: registered evaluator ids, ``{"id": ..., **options}`` mappings or
+    :class:`~vitdream.base.Evaluator` objects that compute the metrics (see :func:`evaluate_images`), e.g.
+    ``[{"id": "vit-embedding", "model": "facebook/dino-vits16"}, {"id": "clip"}]`` for the paper's DINO,
+    CLIP-I and CLIP-T; default: ``vit-embedding`` over ``embedder`` and ``shapes-world`` over ``classifier``.
     """
     from tqdm.auto import tqdm
 
@@ -488,16 +518,23 @@ def evaluate_dreambooth(
         contexts = tuple(DEFAULT_CONTEXTS if contexts is None else contexts)
         prompts = [instance_prompt] + [f"{instance_prompt} on a {c} background" for c in contexts]
     prompts = list(prompts)
-    if embedder is None:
-        from vitdream.vision import load_embedder
+    if evaluators is None:
+        if embedder is None:
+            from vitdream.vision import load_embedder
 
-        embedder = load_embedder()
-    if classifier is None and hasattr(embedder, "classify"):
-        classifier = embedder
+            embedder = load_embedder()
+        if classifier is None and hasattr(embedder, "classify"):
+            classifier = embedder
+        evaluators = default_evaluators(embedder, classifier, class_noun, layer=layer, pool=pool, isolate=isolate)
+    else:
+        from vitdream.components import load_evaluators
+
+        evaluators = load_evaluators(evaluators)
 
     settings = {"num_images": num_images, "guidance_scale": guidance_scale, "steps": steps, "sampler": sampler,
                 "seed": seed, "layer": layer, "pool": pool, "isolate": isolate, "prompts": prompts, "class_prompt": class_prompt,
-                "embedder": getattr(getattr(embedder, "options", None), "model", None) or "vitdream:mini-vit"}
+                "embedder": getattr(getattr(embedder, "options", None), "model", None) or "vitdream:mini-vit",
+                "evaluators": [e.id for e in evaluators]}
     metrics: dict[str, dict[str, float]] = {}
     per_prompt: list[dict[str, Any]] = []
     images: dict[str, dict[str, list[Any]]] = {}
@@ -511,9 +548,8 @@ def evaluate_dreambooth(
                                                    sampler=sampler, num_images=num_images))
             bar.update(1)
         class_images = made.get(class_prompt) if class_prompt else None
-        values, rows = evaluate_images({p: made[p] for p in prompts}, class_images, real_images, embedder,
-                                       classifier=classifier, class_noun=class_noun, layer=layer, pool=pool,
-                                       isolate=isolate)
+        values, rows = evaluate_images({p: made[p] for p in prompts}, class_images, real_images,
+                                       evaluators=evaluators, class_prompt=class_prompt or "")
         metrics[name] = values
         per_prompt.extend({"model": name, **row} for row in rows)
         images[name] = made
@@ -522,8 +558,7 @@ def evaluate_dreambooth(
         contexts_of = [background_in_prompt(p) for p in prompts]
         held_out = {p: subject.more(num_images, seed=seed + 1000 + i, backgrounds=[c] if c else None)
                     for i, (p, c) in enumerate(zip(prompts, contexts_of))}
-        values, rows = evaluate_images(held_out, None, real_images, embedder, classifier=classifier,
-                                       class_noun=class_noun, layer=layer, pool=pool, isolate=isolate)
+        values, rows = evaluate_images(held_out, None, real_images, evaluators=evaluators)
         metrics = {"real images": values, **metrics}
         per_prompt = [{"model": "real images", **row} for row in rows] + per_prompt
     return DreamBoothEvaluation(metrics, per_prompt, images, settings, real_images)

@@ -52,6 +52,12 @@ def register_indexes(register: Registrar) -> None:
 
 
 @hookspec
+def register_evaluators(register: Registrar) -> None:
+    """Register evaluators (subclasses of :class:`vitdream.base.Evaluator`): they score images against
+    reference images and/or prompts (``vd.evaluate_dreambooth``, live DreamBooth validation)."""
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add sub-commands to the ``vitdream`` command-line tool (a :class:`click.Group`).
 

@@ -35,6 +35,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "vitdream.default_plugins.diffusion",
     "vitdream.default_plugins.faiss_index",
     "vitdream.default_plugins.dreambooth",
+    "vitdream.default_plugins.evaluators",
 )
 
 

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from vitdream.errors import DuplicateIdError, UnknownIdError, VitdreamError, singular
 
-KINDS: tuple[str, ...] = ("backends", "trainers", "samplers", "indexes")
+KINDS: tuple[str, ...] = ("backends", "trainers", "samplers", "indexes", "evaluators")
 
 
 @dataclass

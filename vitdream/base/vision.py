@@ -82,8 +82,8 @@ class Classifier(ImageBackend):
 
     @property
     def labels(self) -> list[str]:
-        """Class names, in score-column order."""
-        raise self._missing("labels")
+        """Class names, in score-column order (an AttributeError until a backend defines them)."""
+        raise AttributeError(f"{self.id or type(self).__name__}: implement labels (see vitdream.base.vision)")
 
     def _scores(self, prepared: list[Any]) -> np.ndarray:
         """Class scores ``(len(prepared), len(labels))`` of a batch of prepared images."""

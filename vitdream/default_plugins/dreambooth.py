@@ -2,7 +2,7 @@
 
 import click
 
-from vitdream.cli import fail_clearly, parse_key_values
+from vitdream.cli import fail_clearly
 from vitdream.hookspecs import hookimpl
 
 
@@ -14,21 +14,23 @@ def register_trainers(register):
 
 @hookimpl
 def register_commands(cli):
-    @cli.command(name="dreambooth")
-    @click.argument("config", type=click.Path(dir_okay=False))
-    @click.option("--resume", default=None, help="'latest' or a checkpoint path: continue a run.")
-    @click.option("--export", "export_dir", default=None, type=click.Path(file_okay=False),
-                  help="Where to save the trained model (default: OUTPUT_DIR/model).")
-    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override an option (YAML value).")
+    @cli.command(name="dreambooth", add_help_option=False,
+                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
     @fail_clearly
-    def dreambooth_command(config, resume, export_dir, overrides):
-        """Train DreamBooth from a YAML CONFIG (option names as diffusers' train_dreambooth.py)."""
+    def dreambooth_command(argv):
+        """Train DreamBooth: diffusers' train_dreambooth[_lora].py flags verbatim and/or a YAML config (--help)."""
         from vitdream.dreambooth import dreambooth
+        from vitdream.dreambooth.reference import default_differences, describe_differences, parse_command
 
-        run = dreambooth(config, **parse_key_values(overrides, "--set"))
-        run.fit(resume=resume)
+        command = parse_command(argv)
+        run = dreambooth(command.config, trainer=command.trainer, **command.options)
+        differences = default_differences(run.config, set(command.options) | set(run.given_options))
+        if differences:
+            click.echo(f"note: {describe_differences(differences)}", err=True)
+        run.fit(resume=command.resume)
         if run.state == "finished":
-            out = run.export(export_dir or run.output_dir / "model")
+            out = run.export(command.export or run.output_dir / "model")
             click.echo(f"exported {out}")
         else:
             click.echo(f"{run.state}: latest checkpoint {run.latest_checkpoint()}")

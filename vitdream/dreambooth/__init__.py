@@ -6,7 +6,8 @@
 >>> run.export("dog-model/")       # a diffusers directory: StableDiffusionPipeline.from_pretrained
 
 Options follow diffusers' ``train_dreambooth.py`` (see :class:`DreamBoothConfig`); a YAML file
-works too: ``vd.dreambooth("config.yaml", max_steps=100)``.
+works too: ``vd.dreambooth("config.yaml", max_steps=100)``, and so does a diffusers command line:
+``vd.dreambooth.from_command("train_dreambooth.py --instance_data_dir=dog/ ...")``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from vitdream.dreambooth.config import DreamBoothConfig, load_yaml
 if TYPE_CHECKING:  # pragma: no cover
     from vitdream.dreambooth.trainer import DreamBoothTrainer
 
-__all__ = ["DreamBoothConfig", "dreambooth", "load_yaml"]
+__all__ = ["DreamBoothConfig", "dreambooth", "from_command", "load_yaml"]
 
 
 def dreambooth(config: str | os.PathLike | None = None, *, trainer: str | None = None, **options: Any) -> "DreamBoothTrainer":
@@ -35,6 +36,32 @@ def dreambooth(config: str | os.PathLike | None = None, *, trainer: str | None =
     from vitdream.dreambooth.trainer import create_run
 
     return create_run(config, trainer=trainer, **options)
+
+
+def from_command(command: str | list[str]) -> "DreamBoothTrainer":
+    """A run (not started) from a diffusers DreamBooth command line, flags verbatim (``accelerate launch`` may
+    stay); ``train_dreambooth_lora.py`` picks the LoRA trainer. ``run.fit()`` as usual. Options left out
+    whose vitdream default is not diffusers' are named in a warning (``--diffusers-defaults`` takes theirs)."""
+    import shlex
+
+    from vitdream.dreambooth.reference import parse_command
+    from vitdream.dreambooth.trainer import create_run
+
+    import warnings
+
+    from vitdream.dreambooth.reference import default_differences, describe_differences
+
+    parsed = parse_command(shlex.split(command) if isinstance(command, str) else command)
+    if parsed.resume is not None:
+        parsed.options.setdefault("resume_from_checkpoint", parsed.resume)
+    run = create_run(parsed.config, trainer=parsed.trainer, **parsed.options)
+    differences = default_differences(run.config, run.given_options)
+    if differences:
+        warnings.warn(describe_differences(differences), stacklevel=2)
+    return run
+
+
+dreambooth.from_command = from_command  # type: ignore[attr-defined]  # vd.dreambooth.from_command, whichever vd.dreambooth is
 
 
 class _CallableModule(types.ModuleType):

@@ -3,7 +3,8 @@
 Events (see :mod:`vitdream.events`) are plain dicts with a ``"type"``: ``status`` (``state``,
 ``message``), ``start`` (``step``, ``max_steps``), ``step`` (``step``, ``loss``, ``instance_loss``,
 ``prior_loss``, ``lr``, ``steps_per_s``, ``eta_s``), ``validation`` (``step``, ``images``, ``paths``,
-``prompts``), ``checkpoint`` (``step``, ``path``) and ``error`` (``message``, ``traceback``). Stop and
+``prompts``), ``evaluation`` (see :mod:`vitdream.dreambooth.validation`), ``checkpoint`` (``step``,
+``path``), ``early_stop`` and ``error`` (``message``, ``traceback``). Stop and
 atomic checkpoint files come from :mod:`vitdream.lightning`.
 """
 
@@ -62,9 +63,10 @@ class StepCheckpoints(Callback):
     newest ``total_limit`` files of the folder are kept (across resumes, the one resumed from included)."""
 
     def __init__(self, dirpath: str | os.PathLike, every_n_steps: int, total_limit: int | None, log: EventLog,
-                 existing: Callable[[], list[Path]]) -> None:
+                 existing: Callable[[], list[Path]], keep: Callable[[], set[Path]] = set) -> None:
         self.dirpath, self.every, self.total_limit, self.events = Path(dirpath), every_n_steps, total_limit, log
         self.existing = existing  # the folder's checkpoints, oldest step first
+        self.keep = keep  # checkpoints never pruned (the best step's)
         self._saved = -1
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -91,7 +93,9 @@ class StepCheckpoints(Callback):
     def _prune(self) -> None:
         if not self.total_limit:
             return
-        for old in self.existing()[: -self.total_limit]:
+        keep = self.keep()
+        regular = [p for p in self.existing() if p not in keep]
+        for old in regular[: -self.total_limit]:
             old.unlink(missing_ok=True)
 
 
@@ -106,7 +110,7 @@ class ValidationImages(Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, *args: Any) -> None:
         step = trainer.global_step
-        if not self.prompts or step % self.every or step == self._done or not trainer.is_global_zero:
+        if not self.prompts or not self.every or step % self.every or step == self._done or not trainer.is_global_zero:
             return
         self._done = step
         images, paths, prompts = [], [], []

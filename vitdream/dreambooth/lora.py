@@ -23,11 +23,15 @@ TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 class LoRAConfig(DreamBoothConfig):
     """DreamBooth options plus the LoRA ones (names as diffusers' ``train_dreambooth_lora.py``)."""
 
+    DIFFUSERS_SCRIPT: ClassVar[str] = "lora"
     rank: int = Field(4, ge=1, description="LoRA rank (dimension of the update matrices)")
     lora_alpha: Optional[float] = Field(None, gt=0, description="default: rank (scale 1)")
     lora_dropout: float = Field(0.0, ge=0, lt=1)
     learning_rate: float = Field(1e-4, gt=0)
     train_text_encoder: bool = False
+    validation_epochs: Optional[int] = Field(
+        None, ge=1, description="validate every N passes over the data (replaces validation_steps when set)"
+    )
 
 
 class LoRADreamBoothModule(DreamBoothModule):
@@ -63,7 +67,7 @@ class LoRADreamBoothModule(DreamBoothModule):
         from peft.utils import get_peft_model_state_dict
 
         layers = {"unet_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(self.unet))}
-        if self.config.train_text_encoder:
+        if self.config.train_text_encoder and not self.config.skip_save_text_encoder:
             layers["text_encoder_lora_layers"] = convert_state_dict_to_diffusers(get_peft_model_state_dict(self.text_encoder))
         return layers
 

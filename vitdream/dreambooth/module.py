@@ -20,6 +20,7 @@ from vitdream.dreambooth.data import sample_generator
 from vitdream.errors import VitdreamError
 
 INSTANCE_STREAM, CLASS_STREAM = 1, 2
+PREDICTION_TYPES = ("epsilon", "v_prediction")  # what diffusers' train_dreambooth.py trains; others raise there too
 
 
 class DreamBoothModule(pl.LightningModule):
@@ -36,11 +37,18 @@ class DreamBoothModule(pl.LightningModule):
         from diffusers import DDPMScheduler
 
         self.noise_scheduler = DDPMScheduler.from_config(self.inference_scheduler.config)
+        prediction_type = self.noise_scheduler.config.prediction_type
+        if prediction_type not in PREDICTION_TYPES:
+            raise VitdreamError(f"the base model's scheduler has prediction_type {prediction_type!r}; DreamBooth trains "
+                                f"{' or '.join(PREDICTION_TYPES)} (diffusers' train_dreambooth.py raises too)")
+        if config.class_labels_conditioning and self.unet.config.class_embed_type is None:
+            raise VitdreamError("class_labels_conditioning: this base's UNet has no class embedding "
+                                "(class_embed_type is None), so class labels would be ignored")
         self.strict_loading = False  # checkpoints omit frozen weights; on_load_checkpoint checks the rest
         self.last_metrics: dict[str, float] = {}
         self.world_batch = config.train_batch_size
         self._freeze()
-        self.prompt_ids = self._tokenize([config.instance_prompt, config.class_prompt or config.instance_prompt])
+        self.prompt_ids, self.prompt_mask = self._tokenize([config.instance_prompt, config.class_prompt or config.instance_prompt])
         self._prompt_embeds: torch.Tensor | None = None
 
     # -- what trains -------------------------------------------------------------------------------
@@ -52,6 +60,8 @@ class DreamBoothModule(pl.LightningModule):
             self.unet.enable_gradient_checkpointing()
             if self.config.train_text_encoder:
                 self.text_encoder.gradient_checkpointing_enable()
+        if self.config.enable_xformers_memory_efficient_attention:
+            self.unet.enable_xformers_memory_efficient_attention()
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
@@ -65,20 +75,27 @@ class DreamBoothModule(pl.LightningModule):
         return self
 
     # -- text ----------------------------------------------------------------------------------------
-    def _tokenize(self, prompts: list[str]) -> torch.Tensor:
+    def _tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and attention mask, padded to ``tokenizer_max_length`` (default: the tokenizer's)."""
         max_length = self.config.tokenizer_max_length or self.tokenizer.model_max_length
-        return self.tokenizer(
-            prompts, truncation=True, padding="max_length", max_length=max_length, return_tensors="pt"
-        ).input_ids
+        tokens = self.tokenizer(prompts, truncation=True, padding="max_length", max_length=max_length, return_tensors="pt")
+        return tokens.input_ids, tokens.attention_mask
+
+    def encode_prompts(self) -> torch.Tensor:
+        """Text-encoder output of the two prompts (with the attention mask if ``text_encoder_use_attention_mask``)."""
+        mask = self.prompt_mask.to(self.device) if self.config.text_encoder_use_attention_mask else None
+        return self.text_encoder(self.prompt_ids.to(self.device), attention_mask=mask)[0]
 
     def prompt_embeddings(self) -> torch.Tensor:
-        """(2, L, D): instance and class prompt embeddings (cached when the text encoder is frozen)."""
-        ids = self.prompt_ids.to(self.device)
-        if self.config.train_text_encoder:
-            return self.text_encoder(ids)[0]
-        if self._prompt_embeds is None or not self.config.pre_compute_text_embeddings:
+        """(2, L, D): instance and class prompt embeddings (computed once when ``precompute_text_embeddings``)."""
+        if not self.config.precompute_text_embeddings:
+            if self.config.train_text_encoder:
+                return self.encode_prompts()
             with torch.no_grad():
-                self._prompt_embeds = self.text_encoder(ids)[0].detach()
+                return self.encode_prompts().detach()
+        if self._prompt_embeds is None:
+            with torch.no_grad():
+                self._prompt_embeds = self.encode_prompts().detach()
         return self._prompt_embeds
 
     # -- latents, noise ---------------------------------------------------------------------------------
@@ -138,7 +155,8 @@ class DreamBoothModule(pl.LightningModule):
         embeds = self.prompt_embeddings()
         which = torch.zeros(noisy.shape[0], dtype=torch.long, device=self.device)
         which[n:] = 1
-        pred = self.unet(noisy, timesteps, embeds[which]).sample
+        class_labels = timesteps if self.config.class_labels_conditioning == "timesteps" else None
+        pred = self.unet(noisy, timesteps, embeds[which], class_labels=class_labels).sample
         per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
         per_sample = per_sample * self.snr_weights(timesteps)
         losses = {"instance_loss": per_sample[:n].mean()}
@@ -173,6 +191,13 @@ class DreamBoothModule(pl.LightningModule):
         return losses["loss"]
 
     # -- optimizer ---------------------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        if self.config.allow_tf32:
+            torch.backends.cuda.matmul.allow_tf32 = True  # as diffusers: TF32 matmuls on Ampere+ GPUs
+
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: Any) -> None:
+        optimizer.zero_grad(set_to_none=self.config.set_grads_to_none)
+
     def configure_optimizers(self) -> dict[str, Any]:
         from diffusers.optimization import get_scheduler
 
@@ -181,11 +206,9 @@ class DreamBoothModule(pl.LightningModule):
         if c.scale_lr:
             lr *= c.gradient_accumulation_steps * c.train_batch_size * max(1, self.trainer.world_size)
         optimizer_class = torch.optim.AdamW
-        if c.use_8bit_adam:
-            try:
-                import bitsandbytes as bnb
-            except ImportError:
-                raise VitdreamError("use_8bit_adam: bitsandbytes is not installed (pip install bitsandbytes)") from None
+        if c.use_8bit_adam:  # the options checked that bitsandbytes is installed
+            import bitsandbytes as bnb
+
             optimizer_class = bnb.optim.AdamW8bit
         optimizer = optimizer_class(
             self.trainable_parameters(), lr=lr, betas=(c.adam_beta1, c.adam_beta2),
@@ -230,20 +253,37 @@ class DreamBoothModule(pl.LightningModule):
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
-    def sample(self, prompt: str, seeds: list[int], num_inference_steps: int = 25, guidance_scale: float = 7.5) -> list[Any]:
-        """Images of ``prompt``, one per seed, at the training resolution (training mode restored after)."""
+    def sample(self, prompt: str | list[str], seeds: list[int], num_inference_steps: int = 25,
+               guidance_scale: float = 7.5) -> list[Any]:
+        """Images of ``prompt`` (or of each of a list of prompts, prompt-major), one per seed, in one batched
+        call at the training resolution (training mode restored after)."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         was_training = self.training
         self.eval()
         try:
             size = self.config.resolution
-            generators = [torch.Generator().manual_seed(s) for s in seeds]
+            generators = [torch.Generator().manual_seed(s) for _ in prompts for s in seeds]
+            pipe = self.make_pipeline()
+            if self.config.validation_scheduler:
+                pipe.scheduler = validation_scheduler(self.config.validation_scheduler, self.inference_scheduler.config)
             with torch.no_grad():
-                return self.make_pipeline()(
-                    [prompt] * len(seeds), height=size, width=size, num_inference_steps=num_inference_steps,
+                return pipe(
+                    [p for p in prompts for _ in seeds], height=size, width=size, num_inference_steps=num_inference_steps,
                     guidance_scale=guidance_scale, generator=generators,
                 ).images
         finally:
             self.train(was_training)
+
+
+def validation_scheduler(name: str, config: Any) -> Any:
+    """Scheduler ``name`` from ``config`` as diffusers' ``log_validation`` makes it (learned variance -> fixed_small)."""
+    import diffusers
+
+    options = {}
+    if "variance_type" in config:
+        variance = config.variance_type
+        options["variance_type"] = "fixed_small" if variance in ("learned", "learned_range") else variance
+    return getattr(diffusers, name).from_config(config, **options)
 
 
 def rng_states() -> dict[str, Any]:

@@ -37,6 +37,7 @@ class DreamBoothTrainer(Trainer):
         from_file = canonical_names(load_yaml(config), str(config)) if config is not None else {}
         values = {**from_file, **canonical_names(options)}
         values.pop("trainer", None)
+        self.given_options = set(values)  # what the user set (file + keywords); the rest are defaults
         try:
             super().__init__(**values)
         except OptionsError as exc:
@@ -63,19 +64,38 @@ class DreamBoothTrainer(Trainer):
         return found[-1] if found else None
 
     def resolve_resume(self, resume: str | os.PathLike | None) -> str | None:
-        """``None``, ``"latest"`` (None if there is no checkpoint yet) or a path -> a checkpoint path."""
+        """``None``, ``"latest"`` (None if there is no checkpoint yet) or a path -> a checkpoint path
+        (a ``.ckpt`` file, or a diffusers ``checkpoint-N`` folder to convert)."""
+        from vitdream.dreambooth.reference_checkpoint import find_reference_checkpoint, latest_reference_checkpoint
+
         if resume is None:
             return None
         if str(resume) == "latest":
-            latest = self.latest_checkpoint()
+            latest = self.latest_checkpoint() or latest_reference_checkpoint(self.output_dir)
             return str(latest) if latest else None
         path = Path(resume).expanduser()
-        if not path.is_file():
+        folder = None if path.is_file() else find_reference_checkpoint(path, self.output_dir)
+        if not path.is_file() and folder is None:
             raise VitdreamError(f"resume: checkpoint {path} does not exist")
-        return str(path)
+        return str(folder or path)
+
+    def _convert_reference_checkpoint(self, ckpt_path: str | None) -> str | None:
+        """A diffusers ``checkpoint-N`` folder becomes ``checkpoints/checkpoint-N.ckpt``; other paths stay."""
+        if ckpt_path is None or not Path(ckpt_path).is_dir():
+            return ckpt_path
+        from vitdream.dreambooth.reference_checkpoint import checkpoint_step, convert_reference_checkpoint
+
+        folder = Path(ckpt_path)
+        out = self.checkpoint_dir / f"checkpoint-{checkpoint_step(folder)}.ckpt"
+        if os.environ.get("LOCAL_RANK", "0") != "0" and out.is_file():
+            return str(out)  # a DDP worker Lightning launched: rank 0 converted it before launching
+        self.log.emit("status", state="preparing", message=f"converting diffusers checkpoint {folder}")
+        convert_reference_checkpoint(folder, self.module, out, self.config.gradient_accumulation_steps, self.config.allow_pickle)
+        return str(out)
 
     @property
-    def max_steps(self) -> int:
+    def max_steps(self) -> int | None:
+        """``max_train_steps`` (None until fit() settles it from ``num_train_epochs``)."""
         return self.config.max_train_steps
 
     # -- building -----------------------------------------------------------------------------------------
@@ -85,11 +105,21 @@ class DreamBoothTrainer(Trainer):
 
         from vitdream.generation.loading import load_pipeline
 
-        pipe = load_pipeline(self.config.pretrained_model_name_or_path, device="cpu", dtype=torch.float32,
-                             allow_pickle=self.config.allow_pickle)
-        if self.config.resolution is None:
-            self.config.resolution = pipe.unet.config.sample_size * pipe.vae_scale_factor
-        return {k: getattr(pipe, k) for k in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")}
+        c = self.config
+        pipe = load_pipeline(c.pretrained_model_name_or_path, device="cpu", dtype=torch.float32,
+                             allow_pickle=c.allow_pickle, revision=c.revision, variant=c.variant)
+        if c.resolution is None:
+            c.resolution = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        components = {k: getattr(pipe, k) for k in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")}
+        if c.tokenizer_name:
+            from transformers import AutoTokenizer
+
+            try:
+                components["tokenizer"] = AutoTokenizer.from_pretrained(c.tokenizer_name, revision=c.revision, use_fast=False)
+            except Exception as exc:  # transformers/hub raise many types
+                raise VitdreamError(f"tokenizer_name {c.tokenizer_name!r}: could not load ({type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        return components
 
     def build_module(self, components: dict[str, Any]) -> Any:
         from vitdream.dreambooth.module import DreamBoothModule
@@ -110,11 +140,12 @@ class DreamBoothTrainer(Trainer):
         from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
         loggers: list[Any] = []
+        logs = self.output_dir / self.config.logging_dir
         for name in self.config.report_to:
             if name == "tensorboard":
-                loggers.append(TensorBoardLogger(str(self.output_dir), name="logs", version=""))
+                loggers.append(TensorBoardLogger(str(logs.parent), name=logs.name, version=""))
             elif name == "csv":
-                loggers.append(CSVLogger(str(self.output_dir / "logs"), name="csv"))  # version_N per fit
+                loggers.append(CSVLogger(str(logs), name="csv"))  # version_N per fit
             elif name == "wandb":
                 try:
                     import wandb  # noqa: F401
@@ -134,7 +165,8 @@ class DreamBoothTrainer(Trainer):
         c = self.config
         self._stop = StopControl(self.stop_requested)
         callbacks = [
-            StepCheckpoints(self.checkpoint_dir, c.checkpointing_steps, c.checkpoints_total_limit, self.log, self.checkpoints),
+            StepCheckpoints(self.checkpoint_dir, c.checkpointing_steps, c.checkpoints_total_limit, self.log, self.checkpoints,
+                            keep=self._kept_checkpoints),
             RunEvents(self.log, c.max_train_steps),
             self._stop,
             ValidationImages(
@@ -143,6 +175,14 @@ class DreamBoothTrainer(Trainer):
             ),
             *self.callbacks,
         ]
+        self._evaluation = None
+        if c.evaluation_on:
+            from vitdream.dreambooth.data import load_image_folder
+            from vitdream.dreambooth.validation import LiveEvaluation
+
+            self._evaluation = LiveEvaluation(c, self.log, self.output_dir,
+                                              lambda: load_image_folder(c.instance_data_dir, "instance_data_dir")[0])
+            callbacks.insert(1, self._evaluation)  # after the step's checkpoint, before Stop
         return pl.Trainer(
             accelerator=c.accelerator, devices=c.devices, strategy=c.strategy, num_nodes=c.num_nodes,
             precision=c.lightning_precision, max_steps=c.max_train_steps, max_epochs=-1,
@@ -160,12 +200,15 @@ class DreamBoothTrainer(Trainer):
         import pytorch_lightning as pl
 
         from vitdream.dreambooth.data import DreamBoothData
+        from vitdream.dreambooth.run_length import settle_run_options
 
         resume = resume if resume is not None else self.config.resume_from_checkpoint
         self._set_state("preparing", "loading the base model")
         ckpt_path = self.resolve_resume(resume)
+        settle_run_options(self.config, self.output_dir, resuming=ckpt_path is not None)
         pl.seed_everything(self.config.seed, workers=True, verbose=False)
         self.module = self.build_module(self.load_components())
+        ckpt_path = self._convert_reference_checkpoint(ckpt_path)
         self._write_config()
         data = DreamBoothData(self.config, self.class_dir(), self.log)
         trainer = self.build_trainer()
@@ -177,6 +220,73 @@ class DreamBoothTrainer(Trainer):
             trainer.fit(self.module, datamodule=data, ckpt_path=ckpt_path)
         stopped_at = self._stop.stopped_at
         return RunEnd(trainer.global_step if stopped_at is None else stopped_at, stopped=stopped_at is not None)
+
+    # -- live evaluation: metrics, best step, comparison (vitdream.dreambooth.validation) -------------------------
+    def metric_history(self) -> list[dict[str, Any]]:
+        """One dict per validation step (``step`` and the metrics), oldest first; kept across resumes."""
+        from vitdream.dreambooth.validation import read_history
+
+        return read_history(self.output_dir / "metrics.csv")
+
+    @property
+    def metrics(self) -> Any:
+        """The metrics of every validation step, one row per step (a DataFrame when pandas is installed)."""
+        from vitdream.evaluation import as_table
+
+        return as_table(self.metric_history(), index="step")
+
+    @property
+    def best_rule(self) -> Any:
+        from vitdream.dreambooth.best import BestStepRule
+
+        return BestStepRule(self.config.max_prompt_fidelity_drop, self.config.max_drift)
+
+    @property
+    def best_step(self) -> int | None:
+        """The validation step chosen by :mod:`vitdream.dreambooth.best`'s rule; None before one qualifies."""
+        return self.best_rule.pick(self.metric_history())
+
+    def explain_best(self) -> str:
+        """Why each validation step is or is not the best one."""
+        return self.best_rule.explain(self.metric_history())
+
+    def _kept_checkpoints(self) -> set[Path]:
+        best = self.best_step
+        return set() if best is None else {self.checkpoint_dir / f"checkpoint-{best}.ckpt"}
+
+    def _step(self, step: int | str) -> int:
+        if step == "best":
+            best = self.best_step
+            if best is None:
+                raise VitdreamError(f"{self.output_dir}: no best step (no validation step met the rule); "
+                                    f"see run.explain_best()")
+            return best
+        if step == "latest":
+            latest = self.latest_checkpoint()
+            if latest is None:
+                raise VitdreamError(f"{self.checkpoint_dir}: no checkpoint yet")
+            return int(_CKPT.match(latest.name).group(1))
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise VitdreamError(f"step: expected a step number, 'best' or 'latest', got {step!r}")
+        return step
+
+    def checkpoint_at(self, step: int | str) -> Path:
+        """The checkpoint of ``step`` (a number, ``"best"`` or ``"latest"``); a clear error when it was not kept."""
+        number = self._step(step)
+        path = self.checkpoint_dir / f"checkpoint-{number}.ckpt"
+        if not path.is_file():
+            kept = ", ".join(p.stem.split("-")[1] for p in self.checkpoints()) or "none"
+            raise VitdreamError(f"step {number}: no checkpoint kept (kept steps: {kept})")
+        return path
+
+    def compare(self, steps: list[int | str], max_images: int | None = None) -> Any:
+        """The validation samples of ``steps`` (numbers, ``"best"``) side by side: a row per step, the same
+        prompts and seeds in every column (the saved validation images); returns a PIL image."""
+        from vitdream.dreambooth.validation import comparison_sheet
+
+        numbers = [(str(s) if isinstance(s, str) else f"step {s}", self._step(s)) for s in steps]
+        return comparison_sheet(self.output_dir, [(f"{label} ({n})" if label == "best" else label, n) for label, n in numbers],
+                                max_images)
 
     # -- results ---------------------------------------------------------------------------------------------
     def load_checkpoint(self, checkpoint: str | os.PathLike | None = None) -> Any:
@@ -192,12 +302,18 @@ class DreamBoothTrainer(Trainer):
         module.load_state_dict(state["state_dict"], strict=False)
         return module
 
-    def export(self, directory: str | os.PathLike, checkpoint: str | os.PathLike | None = None) -> Path:
+    def export(self, directory: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+               step: int | str | None = None) -> Path:
         """Save a diffusers pipeline directory (safetensors) that ``StableDiffusionPipeline.from_pretrained`` loads.
 
-        Uses the trained weights in memory, or ``checkpoint`` (default: the latest) when given or not trained here.
+        Uses the trained weights in memory, or ``checkpoint`` (default: the latest) when given or not trained here;
+        ``step``: the checkpoint of that step instead (a number, ``"best"`` -- :attr:`best_step` -- or ``"latest"``).
         The directory is written next to its destination and renamed into place (atomic).
         """
+        if step is not None:
+            if checkpoint is not None:
+                raise VitdreamError("export: give checkpoint or step, not both")
+            checkpoint = self.checkpoint_at(step)
         trainer = getattr(self, "trainer", None)
         if trainer is not None and not trainer.is_global_zero:
             return Path(directory).expanduser().resolve()  # DDP: rank 0 writes
@@ -205,7 +321,10 @@ class DreamBoothTrainer(Trainer):
         return atomic_dir(directory, lambda tmp: self._save_pipeline(module, tmp))
 
     def _save_pipeline(self, module: Any, directory: Path) -> None:
-        module.make_pipeline().save_pretrained(str(directory), safe_serialization=True)
+        pipe = module.make_pipeline()
+        if self.config.skip_save_text_encoder:
+            pipe.register_modules(text_encoder=None)  # as diffusers: model_index.json records text_encoder: null
+        pipe.save_pretrained(str(directory), safe_serialization=True)
 
     def _write_config(self) -> None:
         import yaml

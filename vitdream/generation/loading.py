@@ -74,12 +74,15 @@ def load_pipeline(
     allow_pickle: bool = False,
     lora: str | os.PathLike | None = None,
     lora_scale: float = 1.0,
+    revision: str | None = None,
+    variant: str | None = None,
 ) -> Any:
     """A diffusers ``StableDiffusionPipeline`` ready for inference.
 
     ``ref``: None (the embedded mini SD), a local pipeline directory (e.g. a DreamBooth export)
     or a hub id (downloaded, or read from the HF cache when ``HF_HUB_OFFLINE=1``).
     ``lora``: LoRA weights (file or directory) applied on top with ``load_lora_weights``.
+    ``revision`` (hub branch/tag/commit) and ``variant`` (e.g. ``fp16`` weights files) go to ``from_pretrained``.
     The pipeline gets a ``vitdream_model`` attribute: the name recorded in image metadata.
     """
     from diffusers import StableDiffusionPipeline
@@ -92,6 +95,7 @@ def load_pipeline(
     )
     if not allow_pickle:
         kwargs["use_safetensors"] = True
+    kwargs.update({k: v for k, v in (("revision", revision), ("variant", variant)) if v is not None})
     if local is not None:
         check_pipeline_dir(local, allow_pickle)
         source: str = str(local)

@@ -31,7 +31,7 @@ class ClassifyWidget(w.VBox):
         choices = [str(s) for s in expand_sources(images)] if images is not None else []
         # "" not None: ipywidgets 8 turns a None value into "no selection", which hides the placeholder
         self.picker = w.Dropdown(options=[("(pick an image)", "")] + [(c.rsplit("/", 1)[-1], c) for c in choices])
-        self.top_k = w.BoundedIntText(value=top_k, min=1, max=max(1, len(classifier.labels)), description="top-k", layout=w.Layout(width="140px"))
+        self.top_k = w.BoundedIntText(value=top_k, min=1, max=len(getattr(classifier, "labels", ())) or 1000, description="top-k", layout=w.Layout(width="140px"))
         self.show_attention = w.Checkbox(value=True, description="attention map", indent=False)
         self.image = w.Image(format="png", width=DISPLAY_SIZE, height=DISPLAY_SIZE)
         self.bars = w.HTML()

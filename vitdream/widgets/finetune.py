@@ -1,7 +1,7 @@
-"""Live loss/accuracy curves of ``vd.finetune`` (a thin view over its events).
+"""Live loss/accuracy curves of ``vd.finetune`` (a thin view over its ``step``/``epoch`` events).
 
-``curves = FinetuneCurves(); display(curves); vd.finetune(..., on_event=curves)`` — or simply
-``vd.finetune(..., live=True)`` in a notebook. Events are recorded as they come (any thread);
+``curves = FinetuneCurves(); display(curves); vd.finetune(..., on_event=curves)``. (``vd.finetune(...,
+live=True)`` shows the dashboard every trainer has, ``vd.widgets.train``.) Events are recorded as they come (any thread);
 the plot is redrawn at most every ``throttle_s`` seconds by setting the image widget's value.
 """
 

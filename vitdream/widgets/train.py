@@ -48,6 +48,7 @@ class TrainDashboard(W.VBox):
     def __init__(self, run: Any, throttle_s: float = 0.5) -> None:
         self.run, self.throttle_s = run, throttle_s
         self.steps: list[dict[str, Any]] = []
+        self.epochs: list[dict[str, Any]] = []  # per-epoch validation metrics (val_loss, val_acc), when a trainer has them
         self.state, self.message, self.error = run.state, "", ""
         self.max_steps = run.max_steps or 1
         self.validation: dict[str, Any] | None = None
@@ -55,6 +56,7 @@ class TrainDashboard(W.VBox):
         self._dirty = threading.Event()
         self._render_lock = threading.Lock()
         self.status = W.HTML()
+        # max_steps may be unknown (None) until fit() starts; start and step events carry the settled value
         self.progress = W.IntProgress(min=0, max=run.max_steps or 1, description="step")
         self.plot = W.Image(format="png", layout=W.Layout(width="640px"))
         self.images = W.HBox()
@@ -78,6 +80,8 @@ class TrainDashboard(W.VBox):
             kind = event["type"]
             if kind == "step":
                 self.steps.append(event)
+            elif kind == "epoch":
+                self.epochs.append(event)
             elif kind == "status":
                 self.state, self.message = event["state"], event.get("message", "")
                 if event["state"] == "stopped":
@@ -86,6 +90,7 @@ class TrainDashboard(W.VBox):
                     self.error = ""
             elif kind == "start":
                 self.steps = [s for s in self.steps if s["step"] <= event["step"]]  # a resume rewinds the curve
+                self.epochs = [e for e in self.epochs if e["step"] <= event["step"]]
                 self.max_steps = event.get("max_steps") or self.max_steps
             elif kind == "validation":
                 self.validation = event
@@ -112,31 +117,34 @@ class TrainDashboard(W.VBox):
     def _render(self) -> None:
         with self._lock:
             steps, state, message, error, validation = list(self.steps), self.state, self.message, self.error, self.validation
+            epochs = list(self.epochs)
         last = steps[-1] if steps else {}
         running = self.run.running
         self.start_button.disabled = running
         self.resume_button.disabled = running or self.run.latest_checkpoint() is None
         self.stop_button.disabled = not running
-        self.progress.max = max(1, int(self.max_steps))
+        self.progress.max = max(1, int(last.get("max_steps") or self.max_steps))
         self.progress.value = int(last.get("step", 0))
         self.errors.value = f"<pre style='color:#b00;white-space:pre-wrap'>{html.escape(error)}</pre>" if error else ""
         if steps:
-            self.plot.value = self._plot_png(steps)
+            self.plot.value = self._plot_png(steps, epochs)
         if validation is not None and getattr(self, "_shown_validation", None) is not validation:
             self._shown_validation = validation
             self.images.children = [self._image_box(img, prompt, validation["step"])
                                     for img, prompt in zip(validation["images"], validation["prompts"])]
-        self.status.value = self._status_html(state, message, last)  # last: a status seen means all is drawn
+        self.status.value = self._status_html(state, message, last, epochs[-1] if epochs else {})  # last: drawn
 
-    def _status_html(self, state: str, message: str, last: dict[str, Any]) -> str:
+    def _status_html(self, state: str, message: str, last: dict[str, Any], epoch: dict[str, Any]) -> str:
         parts = [f"<b>{html.escape(state)}</b>", html.escape(message), f"step {last.get('step', 0)}/{self.progress.max}"]
         if last.get("loss") is not None:
             parts.append(f"loss {last['loss']:.4f}")
+        if epoch.get("val_acc") is not None:
+            parts.append(f"val acc {epoch['val_acc']:.3f}")
         if last.get("steps_per_s"):
             parts.append(f"{last['steps_per_s']:.2f} steps/s, ETA {_fmt_time(last.get('eta_s'))}")
         return " &nbsp;·&nbsp; ".join(p for p in parts if p)
 
-    def _plot_png(self, steps: list[dict[str, Any]]) -> bytes:
+    def _plot_png(self, steps: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> bytes:
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(8, 2.6), dpi=80)
@@ -146,6 +154,9 @@ class TrainDashboard(W.VBox):
             ys = [s.get(key) for s in steps]
             if any(y is not None for y in ys):
                 ax.plot(x, [float("nan") if y is None else y for y in ys], label=label, lw=1.2)
+        validation = [(e["step"], e["val_loss"]) for e in epochs if e.get("val_loss") is not None]
+        if validation:
+            ax.plot(*zip(*validation), "o-", label="validation", lw=1.2)
         ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.legend(loc="upper right", fontsize=8), ax.grid(alpha=0.3)
         ax_lr.plot(x, [s.get("lr") or 0.0 for s in steps], color="tab:purple", lw=1.2)
         ax_lr.set_xlabel("step"), ax_lr.set_title("learning rate", fontsize=9), ax_lr.grid(alpha=0.3)
