@@ -240,4 +240,18 @@ class DiffusersSD(Generator):
             settings.update(seed=settings["seed"] + settings.pop("index"), num_images=1)
         return self.generate(**settings)[0]
 
+    def guidance_study(self, prompts: Any, scales: Sequence[float] = (1, 2, 3, 5, 7.5, 10, 15),
+                       seeds: Sequence[int] = range(8), evaluators: Sequence[Any] | None = None, **options: Any) -> Any:
+        """Every prompt at every guidance scale, fixed seeds, scored (:func:`vitdream.generation.studies.guidance_study`)."""
+        from vitdream.generation.studies import DEFAULT_EVALUATORS, guidance_study
+
+        return guidance_study(self, prompts, scales, seeds, evaluators or DEFAULT_EVALUATORS, **options)
+
+    def sampler_study(self, prompts: Any, samplers: Sequence[str] = ("ddim", "euler", "dpm-solver++"),
+                      steps: Sequence[int] = (5, 10, 20, 50), **options: Any) -> Any:
+        """Every sampler at every step count, fixed seeds, scored (:func:`vitdream.generation.studies.sampler_study`)."""
+        from vitdream.generation.studies import sampler_study
+
+        return sampler_study(self, prompts, samplers, steps, **options)
+
     save = staticmethod(save_image)
