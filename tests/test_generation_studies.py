@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, ClassVar
-
 import numpy as np
 import pytest
 
-from vitdream.base import Evaluator
 from vitdream.evaluation import diversity
 from vitdream.generation import load_generator
 from vitdream.generation.studies import guidance_study, sampler_study, seed_batches
+from vitdream.testing.evaluators import Redness
 from vitdream.testing.sd import tiny_sd_pipeline
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PROMPTS = ["a photo of a red circle on a blue background", "a photo of a green square on a white background"]
-
-
-class Redness(Evaluator):
-    """A model-free evaluator: prompt fidelity = share of red in the image; embeddings = the pixels."""
-
-    id: ClassVar[str] = "redness"
-    metrics: ClassVar[tuple[str, ...]] = ("red",)
-    uses: ClassVar[frozenset[str]] = frozenset({"prompts"})
-    provides: ClassVar[dict[str, str]] = {"prompt_fidelity": "red"}
-
-    def _score(self, images: list[Any], prompts: Any, references: Any) -> dict[str, Any]:
-        return {"red": [np.asarray(im.convert("RGB"), float)[..., 0].mean() / 255 for im in images]}
-
-    def _embed(self, images: list[Any]) -> np.ndarray:
-        return np.stack([np.asarray(im.convert("RGB"), float).ravel() + 1 for im in images])
 
 
 @pytest.fixture(scope="module")

@@ -113,7 +113,7 @@ def test_empty_images_are_hidden_and_a_word_button_shows_its_map(gen):
 
 
 def test_study_tab_plots_each_row_as_it_arrives_and_cancels(gen):
-    from test_generation_studies import Redness
+    from vitdream.testing.evaluators import Redness
 
     widget = generate(gen, steps=2, seed=0, evaluators=[Redness()])
     widget.prompt.value = "a red circle"
