@@ -33,7 +33,7 @@ def wait_until(predicate, timeout=120.0):
 def test_dashboard_follows_background_run_stop_and_resume(opts, tmp_path):
     run = vd.dreambooth(**opts, output_dir=str(tmp_path / "run"), max_steps=5, checkpointing_steps=100,
                         validation_prompt="a photo of sks dog", validation_steps=1, num_validation_images=1,
-                        validation_inference_steps=1)
+                        validation_inference_steps=1, evaluators=[])  # live metrics: test_dreambooth_evaluation.py
     run.progress = False
     board = vd.widgets.train(run, throttle_s=0.05)
     assert vd.widgets.train(run) is board  # re-display: the same live dashboard

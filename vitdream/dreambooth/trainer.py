@@ -176,7 +176,7 @@ class DreamBoothTrainer(Trainer):
             *self.callbacks,
         ]
         self._evaluation = None
-        if c.evaluation_on:
+        if c.evaluation_on and (c.max_train_steps is None or c.max_train_steps >= c.validation_steps):
             from vitdream.dreambooth.data import load_image_folder
             from vitdream.dreambooth.validation import LiveEvaluation
 

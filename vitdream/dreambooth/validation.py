@@ -73,6 +73,18 @@ def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def saved_samples(output_dir: Path, step: int) -> dict[str, Any]:
+    """``paths``, ``prompts``, ``seeds`` and ``copies`` of a step's saved validation samples (empty if none)."""
+    folder = step_folder(output_dir, step)
+    try:
+        record = json.loads((folder / "evaluation.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    samples = record.get("samples", [])
+    return {"paths": [str(folder / s["path"]) for s in samples], "prompts": [s["prompt"] for s in samples],
+            "seeds": [s["seed"] for s in samples], "copies": record.get("copies", [])}
+
+
 # -- the copy alarm -------------------------------------------------------------------------------------------
 class CopyAlarm:
     """Each sample's nearest instance image (cosine similarity), through a FAISS index over instance embeddings."""
@@ -123,9 +135,10 @@ class LiveEvaluation(Callback):
         if trainer.is_global_zero:
             write_history(self.history_path, self.history)
             seen = {e["step"] for e in self.events.of_type("evaluation")}
-            for row in self.history:  # a resumed run (new process) shows the metrics it had
+            for row in self.history:  # a resumed run (new process) shows the metrics and samples it had
                 if row["step"] not in seen:
-                    self.events.emit("evaluation", step=row["step"], metrics=row, restored=True, best_step=self.best_step)
+                    self.events.emit("evaluation", step=row["step"], metrics=row, restored=True, best_step=self.best_step,
+                                     **saved_samples(self.output_dir, row["step"]))
             if step == 0 and not any(r["step"] == 0 for r in self.history):
                 self._evaluate(pl_module, 0)
 

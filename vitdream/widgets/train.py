@@ -20,6 +20,7 @@ from typing import Any
 import ipywidgets as W
 
 from vitdream.widgets import make_callable
+from vitdream.widgets.evaluation import EvaluationPanel, metric_curves
 
 CURVES = (("loss", "total"), ("instance_loss", "instance"), ("prior_loss", "prior"))
 
@@ -43,7 +44,8 @@ def _fmt_time(seconds: float | None) -> str:
 
 
 class TrainDashboard(W.VBox):
-    """Curves (total/instance/prior loss, LR), validation images, steps/s + ETA, Start/Stop/Resume, errors."""
+    """Curves (total/instance/prior loss, LR, validation metrics), validation images, the samples of any
+    validated step with copy flags, steps/s + ETA, best step, Start/Stop/Resume, errors."""
 
     def __init__(self, run: Any, throttle_s: float = 0.5) -> None:
         self.run, self.throttle_s = run, throttle_s
@@ -52,6 +54,8 @@ class TrainDashboard(W.VBox):
         self.state, self.message, self.error = run.state, "", ""
         self.max_steps = run.max_steps or 1
         self.validation: dict[str, Any] | None = None
+        self.evaluations: dict[int, dict[str, Any]] = {}  # step -> "evaluation" event (live DreamBooth metrics)
+        self.best_step: int | None = None
         self._lock = threading.Lock()
         self._dirty = threading.Event()
         self._render_lock = threading.Lock()
@@ -61,6 +65,7 @@ class TrainDashboard(W.VBox):
         self.plot = W.Image(format="png", layout=W.Layout(width="640px"))
         self.images = W.HBox()
         self.errors = W.HTML()
+        self.evaluation = EvaluationPanel()
         self.start_button = W.Button(description="Start", icon="play", button_style="success")
         self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger")
         self.resume_button = W.Button(description="Resume", icon="repeat", button_style="info")
@@ -68,7 +73,7 @@ class TrainDashboard(W.VBox):
         self.resume_button.on_click(lambda _: self._start("latest"))
         self.stop_button.on_click(lambda _: self._stop())
         buttons = W.HBox([self.start_button, self.stop_button, self.resume_button])
-        super().__init__([buttons, self.status, self.progress, self.plot, self.images, self.errors])
+        super().__init__([buttons, self.status, self.progress, self.plot, self.images, self.evaluation, self.errors])
         run.subscribe(self._on_event, replay=True)
         self._renderer = threading.Thread(target=self._render_loop, name="vitdream-train-dashboard", daemon=True)
         self._renderer.start()
@@ -91,9 +96,13 @@ class TrainDashboard(W.VBox):
             elif kind == "start":
                 self.steps = [s for s in self.steps if s["step"] <= event["step"]]  # a resume rewinds the curve
                 self.epochs = [e for e in self.epochs if e["step"] <= event["step"]]
+                self.evaluations = {k: v for k, v in self.evaluations.items() if k <= event["step"]}
                 self.max_steps = event.get("max_steps") or self.max_steps
             elif kind == "validation":
                 self.validation = event
+            elif kind == "evaluation":
+                self.evaluations = {**self.evaluations, event["step"]: event}
+                self.best_step = event.get("best_step")
             elif kind == "error":
                 self.error = event.get("traceback") or event.get("message", "")
         self._dirty.set()
@@ -117,7 +126,7 @@ class TrainDashboard(W.VBox):
     def _render(self) -> None:
         with self._lock:
             steps, state, message, error, validation = list(self.steps), self.state, self.message, self.error, self.validation
-            epochs = list(self.epochs)
+            epochs, evaluations, best_step = list(self.epochs), self.evaluations, self.best_step
         last = steps[-1] if steps else {}
         running = self.run.running
         self.start_button.disabled = running
@@ -126,15 +135,18 @@ class TrainDashboard(W.VBox):
         self.progress.max = max(1, int(last.get("max_steps") or self.max_steps))
         self.progress.value = int(last.get("step", 0))
         self.errors.value = f"<pre style='color:#b00;white-space:pre-wrap'>{html.escape(error)}</pre>" if error else ""
-        if steps:
-            self.plot.value = self._plot_png(steps, epochs)
+        if steps or evaluations:
+            self.plot.value = self._plot_png(steps, epochs, evaluations, best_step)
+            self.plot.layout.width = "960px" if evaluations else "640px"
+        self.evaluation.update(evaluations, best_step)
         if validation is not None and getattr(self, "_shown_validation", None) is not validation:
             self._shown_validation = validation
             self.images.children = [self._image_box(img, prompt, validation["step"])
                                     for img, prompt in zip(validation["images"], validation["prompts"])]
-        self.status.value = self._status_html(state, message, last, epochs[-1] if epochs else {})  # last: drawn
+        self.status.value = self._status_html(state, message, last, epochs[-1] if epochs else {}, best_step)  # last: drawn
 
-    def _status_html(self, state: str, message: str, last: dict[str, Any], epoch: dict[str, Any]) -> str:
+    def _status_html(self, state: str, message: str, last: dict[str, Any], epoch: dict[str, Any],
+                     best_step: int | None = None) -> str:
         parts = [f"<b>{html.escape(state)}</b>", html.escape(message), f"step {last.get('step', 0)}/{self.progress.max}"]
         if last.get("loss") is not None:
             parts.append(f"loss {last['loss']:.4f}")
@@ -142,13 +154,21 @@ class TrainDashboard(W.VBox):
             parts.append(f"val acc {epoch['val_acc']:.3f}")
         if last.get("steps_per_s"):
             parts.append(f"{last['steps_per_s']:.2f} steps/s, ETA {_fmt_time(last.get('eta_s'))}")
+        if best_step is not None:
+            parts.append(f"best step {best_step}")
         return " &nbsp;·&nbsp; ".join(p for p in parts if p)
 
-    def _plot_png(self, steps: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> bytes:
+    def _plot_png(self, steps: list[dict[str, Any]], epochs: list[dict[str, Any]],
+                  evaluations: dict[int, dict[str, Any]] | None = None, best_step: int | None = None) -> bytes:
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(8, 2.6), dpi=80)
-        ax, ax_lr = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1.3]})
+        if evaluations:
+            fig = Figure(figsize=(12, 2.8), dpi=80)
+            ax, ax_lr, ax_eval = fig.subplots(1, 3, gridspec_kw={"width_ratios": [3, 1.3, 3]})
+            metric_curves(ax_eval, evaluations, best_step)
+        else:
+            fig = Figure(figsize=(8, 2.6), dpi=80)
+            ax, ax_lr = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1.3]})
         x = [s["step"] for s in steps]
         for key, label in CURVES:
             ys = [s.get(key) for s in steps]
@@ -157,7 +177,9 @@ class TrainDashboard(W.VBox):
         validation = [(e["step"], e["val_loss"]) for e in epochs if e.get("val_loss") is not None]
         if validation:
             ax.plot(*zip(*validation), "o-", label="validation", lw=1.2)
-        ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.legend(loc="upper right", fontsize=8), ax.grid(alpha=0.3)
+        ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(loc="upper right", fontsize=8)
         ax_lr.plot(x, [s.get("lr") or 0.0 for s in steps], color="tab:purple", lw=1.2)
         ax_lr.set_xlabel("step"), ax_lr.set_title("learning rate", fontsize=9), ax_lr.grid(alpha=0.3)
         ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
