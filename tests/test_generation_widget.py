@@ -158,3 +158,13 @@ def _cancel_after_first_row(tab):
             tab.show = show
 
     return wrapped
+
+
+def test_the_chosen_sampler_is_explained(gen):
+    from vitdream.generation import list_samplers
+
+    widget = generate(gen, steps=2, sampler="euler")
+    described = {r["id"]: r["description"] for r in list_samplers()}
+    assert described["euler"] and described["euler"] in widget.sampler_info.value
+    widget.sampler.value = "ddim"
+    assert described["ddim"] in widget.sampler_info.value

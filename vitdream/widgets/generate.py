@@ -73,6 +73,12 @@ class GenerateWidget(w.VBox):
             options=[(f"{r['id']}{' (stochastic)' if r.get('stochastic') else ''}"
                       f"{'' if r.get('deterministic', True) else ' (not seed-deterministic)'}", r["id"]) for r in rows],
             value=sampler, description="sampler")
+        descriptions = {r["id"]: r.get("description", "") for r in rows}
+        self.sampler_info = w.HTML(layout=w.Layout(margin="0 0 0 90px"))
+        show_info = lambda _c=None: setattr(self.sampler_info, "value",  # noqa: E731
+                                            f"<small>{html.escape(descriptions.get(self.sampler.value, ''))}</small>")
+        self.sampler.observe(show_info, names="value")
+        show_info()
         self.live_preview = w.Checkbox(value=preview, description="live preview", indent=False)
         self.word_maps = w.Checkbox(value=attention, description="word maps", indent=False,
                                     tooltip="record cross-attention: click a word to see where it acted")
@@ -105,6 +111,7 @@ class GenerateWidget(w.VBox):
         image_tab = w.VBox([
             w.HBox([self.guidance, self.steps]),
             w.HBox([self.seed, self.new_seed, self.sampler, self.live_preview, self.word_maps]),
+            self.sampler_info,
             w.HBox([self.generate_button, self.sweep_button, self.save_path, self.save_button]),
             w.HBox([w.VBox([self.image, self.words, self.progress]), self.sweep_image],
                    layout=w.Layout(align_items="flex-start")),
