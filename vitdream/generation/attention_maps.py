@@ -85,20 +85,20 @@ class AttentionMaps:
         total = float(heat.sum())
         return float(heat[mask].sum()) / total if total > 0 else 0.0
 
-    def overlay(self, key: str | int, image: Any = None, alpha: float = 0.6, scale: int = 1) -> Any:
-        """A PIL image: ``image`` (default: the generated one) dimmed, with word ``key``'s map in red-yellow."""
+    def overlay(self, key: str | int, image: Any = None, alpha: float = 0.65, scale: int = 1) -> Any:
+        """A PIL image: word ``key``'s map (scaled to its own min..max, "hot" colours: black, red, yellow,
+        white) over ``image`` (default: the generated one) in grey."""
         from PIL import Image
 
         base = image if image is not None else self.image
         heat = self[key]
         heat = (heat - heat.min()) / (np.ptp(heat) or 1.0)
-        colour = np.stack([np.ones_like(heat), heat, np.zeros_like(heat)], axis=-1) * 255
+        hot = np.stack([np.clip(3 * heat, 0, 1), np.clip(3 * heat - 1, 0, 1), np.clip(3 * heat - 2, 0, 1)], axis=-1) * 255
         if base is None:
-            out = colour * heat[..., None]
+            out = hot
         else:
-            rgb = np.asarray(base.convert("RGB").resize(self.size), dtype=np.float32)
-            weight = alpha * heat[..., None]
-            out = rgb * (1 - weight) + colour * weight
+            grey = np.asarray(base.convert("L").resize(self.size), dtype=np.float32)[..., None]
+            out = (1 - alpha) * grey + alpha * hot
         picture = Image.fromarray(out.clip(0, 255).astype(np.uint8))
         return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST) if scale > 1 else picture
 
