@@ -97,3 +97,24 @@ def test_shape_word_map_lies_on_the_shape_on_the_embedded_model():
     table = localisation(load_generator(), world_prompts(8, seed=seed), seeds=range(seed, seed + 8), steps=15)
     result = summary(table)
     assert result["shape_lift"] > 1.1, (seed, result)
+
+
+def test_an_sd2_style_unet_works_too():
+    """SD 2.x UNets use linear projections, per-block head counts and upcast attention: same processors."""
+    from diffusers import UNet2DConditionModel
+
+    pipe = tiny_sd_pipeline(unet_channels=(16, 32), vae_channels=(16, 32), sample_size=8)
+    torch.manual_seed(1)
+    pipe.unet = UNet2DConditionModel(
+        sample_size=8, block_out_channels=(16, 32), layers_per_block=1, cross_attention_dim=32, norm_num_groups=8,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, upcast_attention=True,
+    )
+    gen = load_generator(pipe)
+    plain = gen.generate(PROMPT, seed=0, steps=2)[0]
+    traced = gen.generate(PROMPT, seed=0, steps=2, attention=True)[0]
+    assert np.array_equal(np.asarray(plain), np.asarray(traced))
+    heat = traced.attention.heat
+    assert heat.shape[1:] == (8, 8) and np.isfinite(heat).all()
+    assert np.allclose(heat.sum(axis=0), 1.0, atol=1e-4)  # probabilities over the 77 tokens, averaged
