@@ -13,6 +13,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from vitdream.errors import VitdreamError
 from vitdream.generation.attention_maps import AttentionMaps, word_tokens
 
 __all__ = ["AttentionMaps", "AttentionStore", "record_attention", "word_tokens"]
@@ -59,7 +60,7 @@ class AttentionStore:
         import numpy as np
 
         if self.total is None:
-            raise RuntimeError("no cross-attention was recorded: does this UNet have cross-attention layers?")
+            raise VitdreamError("attention maps: no cross-attention was recorded: does this UNet have cross-attention layers?")
         return (self.total / self.calls).cpu().numpy().astype(np.float32)
 
 

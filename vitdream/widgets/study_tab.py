@@ -39,6 +39,7 @@ class StudyTab(w.VBox):
 
         self.owner = owner
         self.evaluators = evaluators
+        self._evaluators: list[Any] | None = None  # loaded on the first study, kept for the next ones
         self.result: Any = None
         self.kind = w.ToggleButtons(options=[GUIDANCE, SAMPLERS], value=GUIDANCE, style={"button_width": "auto"})
         self.scales = w.Text(value="1, 2, 3, 5, 7.5, 10, 15", description="scales")
@@ -69,6 +70,7 @@ class StudyTab(w.VBox):
 
     def run(self, cancel: threading.Event) -> None:
         """Run the study the controls describe (on the widget's worker thread)."""
+        from vitdream.components import load_evaluators
         from vitdream.generation.studies import DEFAULT_EVALUATORS, guidance_study, sampler_study
 
         owner = self.owner
@@ -76,7 +78,9 @@ class StudyTab(w.VBox):
         prompt = settings.pop("prompt")
         first = settings.pop("seed")
         seeds = range(first, first + self.num_seeds.value)
-        common = dict(seeds=seeds, evaluators=self.evaluators or DEFAULT_EVALUATORS, progress=False, cancel=cancel,
+        if self._evaluators is None:
+            self._evaluators = load_evaluators(list(self.evaluators or DEFAULT_EVALUATORS))
+        common = dict(seeds=seeds, evaluators=self._evaluators, progress=False, cancel=cancel,
                       on_row=self.show, negative_prompt=settings["negative_prompt"])
         self.cancel_button.disabled = False
         try:
