@@ -157,6 +157,38 @@ def test_train_dashboard_live_curve_then_stop(lab):
     lab.assert_no_problems()
 
 
+def test_train_dashboard_metric_curves_update_while_training(lab):
+    lab.open_notebook("train_metrics_widget.ipynb")
+    lab.run_all_cells()
+    page = lab.page
+    ui = page.locator(".vd-train-metrics-widget")
+    expect(ui).to_be_visible()
+    status = ui.locator(".widget-html").first
+    plot = ui.locator("img.widget-image").first
+    validated = ui.locator(".widget-dropdown select option")
+    ui.get_by_role("button", name="Start").click()
+    expect(status).to_contain_text("training", timeout=120_000)
+    # each validation adds a step to the sample picker and redraws the metric curves beside the loss
+    seen: list[tuple[int, str]] = []
+    for _ in range(900):
+        assert "failed" not in status.inner_text(), status.inner_text()
+        count = validated.count()
+        if count and (not seen or count > seen[-1][0]):
+            seen.append((count, _pixels(plot)))
+        if len(seen) >= 3:
+            break
+        page.wait_for_timeout(200)
+    assert [n for n, _ in seen][:3] == sorted({n for n, _ in seen})[:3] and len(seen) >= 3, seen
+    assert len({pixels for _, pixels in seen}) == len(seen), "the curves did not change between validations"
+    assert "training" in status.inner_text(), "still in progress after three validations"
+    assert validated.first.inner_text().startswith("step 0")
+    expect(ui.locator(".vd-eval-sample").first).to_contain_text("seed 0")
+    ui.get_by_role("button", name="Stop").click()
+    expect(status).to_contain_text("stopped, checkpoint saved", timeout=120_000)
+    lab.show(ui)
+    lab.assert_no_problems()
+
+
 # ---------------------------------------------------------------------------------------- generate
 def test_generate_guidance_slider_and_sweep(lab):
     lab.open_notebook("generate_widget.ipynb")
