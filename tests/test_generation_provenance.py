@@ -75,3 +75,10 @@ def test_fingerprint_names_the_weights_and_bad_index_is_refused(sd_dir, tmp_path
         other.generate(**settings)
     with pytest.raises(OptionsError, match="'index'"):
         gen.generate(PROMPT, steps=1, num_images=2, index=2)
+
+
+def test_short_sampler_names_are_recorded_as_the_registered_id(sd_dir):
+    gen = load_generator(sd_dir)
+    short = gen.generate(PROMPT, seed=0, steps=2, sampler="dpm++")[0]
+    assert vd.read_settings(short)["sampler"] == "dpm-solver++"
+    assert np.array_equal(pixels(short), pixels(gen.generate(PROMPT, seed=0, steps=2, sampler="dpm-solver++")[0]))

@@ -11,6 +11,8 @@ from pydantic import Field, field_validator
 from vitdream.base import Options
 
 MAX_SEED = 2**63 - 1
+#: short names people type for built-in samplers -> the registered id (recorded in metadata)
+SAMPLER_ALIASES = {"dpm++": "dpm-solver++", "dpmpp": "dpm-solver++", "euler-a": "euler-ancestral", "euler_a": "euler-ancestral"}
 A1111_SAMPLER_NAMES = {"ddim": "DDIM", "euler": "Euler", "euler-ancestral": "Euler a", "dpm-solver++": "DPM++ 2M"}
 
 
@@ -42,6 +44,11 @@ class GenerationSettings(Options):
         if not value.strip():
             raise ValueError("the prompt is empty; describe the image to generate")
         return value
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler_alias(cls, value: str) -> str:
+        return SAMPLER_ALIASES.get(value.lower(), value) if isinstance(value, str) else value
 
     @field_validator("guidance_scale", "guidance_rescale")
     @classmethod
