@@ -127,6 +127,8 @@ def test_study_tab_plots_each_row_as_it_arrives_and_cancels(gen):
     study = widget.study.result
     assert study.column("guidance_scale") == [1.0, 3.0, 6.0] and study.seeds == [0, 1]
     assert len(plots) >= 3 and widget.study.plot.layout.display is None  # redrawn after every row
+    tiles = shown(widget.study.grid)
+    assert tiles.shape[1] > 2.5 * tiles.shape[0]  # one image per scale, side by side
     assert "<table>" in widget.study.table.value and "done" in widget.status.value
     widget.study.kind.value = "samplers x steps"
     widget.study.samplers.value = ["ddim", "euler"]

@@ -250,8 +250,8 @@ def test_generate_word_maps_and_live_study_tab(lab):
     scales.press("Enter")
     ui.get_by_role("button", name="Run study").click()
     expect(status).to_contain_text("study done: 2 settings", timeout=180_000)
-    plot = ui.locator(".widget-tab img.widget-image").last
-    assert plot.evaluate("(i) => i.complete && i.naturalWidth") > 300
+    assert ui.locator(".vd-study-plot").evaluate("(i) => i.complete && i.naturalWidth") > 300
+    assert ui.locator(".vd-study-grid").evaluate("(i) => i.complete && i.naturalWidth") > 0  # one image per scale
     expect(ui.locator(".widget-tab table")).to_contain_text("prompt_fidelity")
     assert 0 not in ui.locator("img").evaluate_all(visible)
     lab.show(ui)

@@ -1,4 +1,5 @@
-"""The generate widget's study tab: a guidance or sampler study of the widget's prompt, plotted live.
+"""The generate widget's study tab: a guidance or sampler study of the widget's prompt, plotted live,
+with one image per setting (the first seed) under the plot.
 
 Runs on the widget's background worker (its cancel event: **Cancel**, or any new request, stops it and
 keeps the finished rows). After every row the figure and the table are redrawn (a matplotlib
@@ -52,7 +53,10 @@ class StudyTab(w.VBox):
         self.cancel_button = w.Button(description="Cancel", disabled=True)
         self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="256px"))
         self.plot = w.Image(format="png")
-        show_png(self.plot, None)
+        self.grid = w.Image(format="png", layout=w.Layout(max_width="100%"))
+        for image, css in ((self.plot, "vd-study-plot"), (self.grid, "vd-study-grid")):
+            image.add_class(css)
+            show_png(image, None)
         self.table = w.HTML()
         self.run_button.on_click(lambda _b: owner.request("study"))
         self.cancel_button.on_click(lambda _b: owner._cancel.set())
@@ -62,7 +66,7 @@ class StudyTab(w.VBox):
             w.HTML("Same prompt, fixed seeds (from the image tab's seed), every setting scored: prompt fidelity, "
                    "diversity, seconds per image."),
             self.kind, self.fields, w.HBox([self.num_seeds, self.run_button, self.cancel_button, self.progress]),
-            self.plot, self.table,
+            self.plot, self.grid, self.table,
         ])
 
     def _show_fields(self) -> None:
@@ -107,7 +111,7 @@ class StudyTab(w.VBox):
         from matplotlib.figure import Figure
 
         from vitdream.generation.study_plots import plot_study
-        from vitdream.widgets.generate import show_png
+        from vitdream.widgets.generate import png_bytes, show_png
 
         self.result = study
         self.progress.value = len(study.rows)
@@ -115,5 +119,6 @@ class StudyTab(w.VBox):
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=80)
         show_png(self.plot, buffer.getvalue())
+        show_png(self.grid, png_bytes(study.grid(prompt=0, seed=0, scale=1), None))  # one image per setting
         self.table.value = study.table._repr_html_()
         self.owner._say(html.escape(f"study: {len(study.rows)} of {self.progress.max} settings"), error=False)
