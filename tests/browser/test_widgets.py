@@ -251,7 +251,9 @@ def test_generate_word_maps_and_live_study_tab(lab):
     ui.get_by_role("button", name="Run study").click()
     expect(status).to_contain_text("study done: 2 settings", timeout=180_000)
     assert ui.locator(".vd-study-plot").evaluate("(i) => i.complete && i.naturalWidth") > 300
-    assert ui.locator(".vd-study-grid").evaluate("(i) => i.complete && i.naturalWidth") > 0  # one image per scale
+    grid = ui.locator(".vd-study-grid")  # one image per scale, shown at its own size (not stretched)
+    natural, shown = grid.evaluate("(i) => [i.complete && i.naturalWidth, i.getBoundingClientRect().width]")
+    assert natural > 0 and abs(shown - natural) <= 2, (natural, shown)
     expect(ui.locator(".widget-tab table")).to_contain_text("prompt_fidelity")
     assert 0 not in ui.locator("img").evaluate_all(visible)
     lab.show(ui)

@@ -52,8 +52,9 @@ class StudyTab(w.VBox):
         self.run_button = w.Button(description="Run study", button_style="primary")
         self.cancel_button = w.Button(description="Cancel", disabled=True)
         self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="256px"))
-        self.plot = w.Image(format="png")
-        self.grid = w.Image(format="png", layout=w.Layout(max_width="100%"))
+        # flex-start: a VBox would otherwise stretch the images to its width
+        self.plot = w.Image(format="png", layout=w.Layout(align_self="flex-start", max_width="100%"))
+        self.grid = w.Image(format="png", layout=w.Layout(align_self="flex-start", max_width="100%"))
         for image, css in ((self.plot, "vd-study-plot"), (self.grid, "vd-study-grid")):
             image.add_class(css)
             show_png(image, None)
@@ -119,6 +120,6 @@ class StudyTab(w.VBox):
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=80)
         show_png(self.plot, buffer.getvalue())
-        show_png(self.grid, png_bytes(study.grid(prompt=0, seed=0, scale=1), None))  # one image per setting
+        show_png(self.grid, png_bytes(study.grid(prompt=0, seed=0, scale=2), None))  # one image per setting
         self.table.value = study.table._repr_html_()
         self.owner._say(html.escape(f"study: {len(study.rows)} of {self.progress.max} settings"), error=False)
