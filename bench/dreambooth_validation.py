@@ -1,7 +1,9 @@
 """What live evaluation costs: a default DreamBooth run on the embedded world (``vd.dreambooth(base=None)``
 defaults: 200 steps, validation every 100 steps, so the base model at step 0 and steps 100 and 200 are scored)
 with and without it (``validation_steps=None``). Class images are generated once before timing; each round
-runs both variants in alternating order, in this process, same seed and thread count. Prints one JSON line.
+runs both variants in alternating order, in this process, same seed and thread count. Prints one JSON line:
+wall times, the extra wall time of the best rounds, and ``evaluation_share`` -- the seconds spent validating
+over the rest of the same run (robust to other load on the machine, which moves both).
 
     .venv/bin/python bench/dreambooth_validation.py [--rounds 2] [--threads 1]
 """
@@ -57,6 +59,8 @@ def main() -> None:
         "wall_s": {k: [round(x, 1) for x in v] for k, v in times.items()},
         "evaluation_s": [round(x, 1) for x in evaluation_s],
         "extra_wall": round(best["with validation"] / best["without"] - 1, 3),
+        # contention-robust: the evaluation's own seconds over the rest of the same run
+        "evaluation_share": [round(e / (w - e), 3) for e, w in zip(evaluation_s, times["with validation"])],
         "metrics": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()} for row in last],
     }
     print(json.dumps(report))

@@ -54,6 +54,7 @@ def test_dashboard_follows_background_run_stop_and_resume(opts, tmp_path):
     assert [p.name for p in run.checkpoints()] == ["checkpoint-2.ckpt"]
     assert board.progress.value == 2 and board.plot.value[:4] == b"\x89PNG"
     assert len(board.images.children) == 1 and "step 2" in board.images.children[0].children[1].value
+    view, first_pixels = board.images.children[0].children[0], board.images.children[0].children[0].value
 
     wait_until(lambda: not board.resume_button.disabled)
     board.resume_button.click()
@@ -65,6 +66,9 @@ def test_dashboard_follows_background_run_stop_and_resume(opts, tmp_path):
     assert last["steps_per_s"] > 0 and last["eta_s"] == 0 and last["prior_loss"] is not None and last["lr"] == 1e-3
     assert f"{last['loss']:.4f}" in board.status.value
     assert "ETA" in board.status.value and board.errors.value == ""
+    # later validation images update the same image widget by value (never a new widget)
+    wait_until(lambda: "step 5" in board.images.children[0].children[1].value)
+    assert board.images.children[0].children[0] is view and view.value != first_pixels
 
 
 def test_dashboard_shows_training_errors_with_traceback(opts, tmp_path):

@@ -29,6 +29,12 @@ def one_faiss_thread():
     faiss.omp_set_num_threads(before)
 
 
+def _saved(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
 def noise_image(path, seed: int, size: int = 40) -> str:
     rng = np.random.default_rng(seed)
     Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path)
@@ -37,7 +43,7 @@ def noise_image(path, seed: int, size: int = 40) -> str:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """A tiny ViT, its embedder, a folder of 12 images plus 3 bad files, and an index of it."""
+    """A tiny ViT, its embedder, a folder of 14 images (two of them in formats or under names a listing by extension would miss), 3 bad image files, 2 files that are not images and a hidden one, and an index of it."""
     from vitdream.testing.vit import tiny_vit
 
     root = tmp_path_factory.mktemp("search")
@@ -49,18 +55,30 @@ def world(tmp_path_factory):
     good += [noise_image(photos / "sub" / f"deep{i}.jpg", 100 + i) for i in range(2)]
     (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (photos / "empty.jpg").write_bytes(b"")
-    (photos / "notes.gif").write_text("hello")
+    (photos / "notes.gif").write_text("hello")  # not an image, whatever its extension
+    (photos / "README").write_text("a folder of noise")
+    Image.new("RGB", (30, 30), (9, 99, 199)).save(photos / "targa.tga")  # extensions the old listing ignored
+    (photos / "icon.dat").write_bytes(_saved(Image.new("RGB", (30, 30), (250, 200, 10)), "ICO"))  # lying extension
+    (photos / "cut.png").write_bytes(_saved(Image.new("RGB", (40, 40), (1, 2, 3)), "PNG")[:60])
+    (photos / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # hidden: not even looked at
+    good += [str(photos / "icon.dat"), str(photos / "targa.tga")]
     index = vd.build_index(photos, embedder=embedder, kind="faiss-flat")
     return {"root": root, "model": model, "embedder": embedder, "photos": photos, "good": good, "index": index}
 
 
 def test_build_indexes_good_files_and_reports_bad_ones(world):
     index = world["index"]
-    assert len(index) == 12 and sorted(index.paths) == sorted(world["good"])
-    bad = {os.path.basename(f.source): f.reason for f in index.failures}
-    assert set(bad) == {"broken.png", "empty.jpg", "notes.gif"}
-    assert "empty" in bad["empty.jpg"] and all(bad.values())
-    assert index.last_report.added == 12 and len(index.last_report.failures) == 3
+    assert len(index) == 14 and sorted(index.paths) == sorted(world["good"])
+    bad = {os.path.basename(f.source): (f.kind, f.reason) for f in index.failures}
+    assert bad == {"broken.png": ("corrupt", bad["broken.png"][1]), "empty.jpg": ("empty", "empty file (0 bytes)"),
+                   "cut.png": ("truncated", bad["cut.png"][1])}
+    assert "damaged PNG file" in bad["broken.png"][1] and "truncated PNG file" in bad["cut.png"][1]
+    assert sorted(os.path.basename(f.source) for f in index.skipped) == ["README", "notes.gif"]
+    report = index.last_report
+    assert report.summary() == {"indexed": 14, "added": 14, "updated": 0, "unchanged": 0, "failed": 3,
+                                "failed_by_kind": {"corrupt": 1, "empty": 1, "truncated": 1}, "skipped_not_images": 2,
+                                "seconds": report.summary()["seconds"]}
+    assert "14 indexed" in str(report) and "2 skipped (not images)" in str(report)
     for path in world["good"]:
         top = index.search(path, top_k=3)[0]
         assert top.path == path and top.score > 0.999
@@ -82,7 +100,7 @@ def test_every_query_form_finds_the_same_image(world):
         index.search(world["root"] / "missing.png")
 
 
-@pytest.mark.parametrize("kind", ["faiss-hnsw", "faiss-ivf"])
+@pytest.mark.parametrize("kind", ["faiss-hnsw", "faiss-ivf", "faiss-ivfpq"])
 def test_rebuild_as_another_kind_then_save_load_round_trip(world, kind, tmp_path):
     index = vd.build_index(world["good"][:8], embedder=world["embedder"], kind="faiss-flat")
     exact = [[h.path for h in hits] for hits in index.search_many(world["good"][:8], top_k=4)]
@@ -127,7 +145,7 @@ def test_mismatched_embedder_is_refused(world, tmp_path):
     with pytest.raises(IndexMismatchError):
         vd.build_index(world["good"][:2], embedder=wider, out=tmp_path / "a.vdindex")
     moved = vd.load_embedder(world["model"])  # same weights, same space: accepted
-    assert len(vd.load_index(tmp_path / "a.vdindex", embedder=moved)) == 12
+    assert len(vd.load_index(tmp_path / "a.vdindex", embedder=moved)) == 14
 
 
 def test_resume_extends_without_re_embedding(world, tmp_path):
@@ -166,11 +184,50 @@ def test_checkpoints_while_building(world, tmp_path):
     assert len(vd.load_index(tmp_path / "ck.vdindex")) == 10
 
 
+def test_kill_9_mid_build_then_the_same_call_resumes_without_re_embedding(world, tmp_path):
+    folder, out = tmp_path / "big", tmp_path / "big.vdindex"
+    folder.mkdir()
+    paths = [noise_image(folder / f"p{i:02d}.png", 400 + i) for i in range(14)]
+    script = textwrap.dedent(
+        """
+        import os, signal, sys
+        import vitdream as vd
+        from vitdream.search import ImageIndex, storage
+        saves = []
+        real = storage.write_snapshot
+        def save_then_die(root, fill):
+            done = real(root, fill)
+            saves.append(done)
+            if len(saves) == 2:
+                os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no atexit, nothing flushed
+            return done
+        storage.write_snapshot = save_then_die
+        index = ImageIndex(vd.load_embedder(sys.argv[1]), "faiss-hnsw", chunk_size=4)
+        index.add(sys.argv[2], checkpoint=sys.argv[3], checkpoint_seconds=0)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(world["model"]), str(folder), str(out)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == -9, result.stderr
+    assert len(vd.load_index(out)) == 8  # two chunks of 4 were saved before the kill
+    embedded = []
+    embedder = world["embedder"]
+    original = embedder.embed
+    try:
+        embedder.embed = lambda images, **kw: (embedded.extend(images), original(images, **kw))[1]
+        index = vd.build_index(folder, embedder=embedder, out=out)
+    finally:
+        del embedder.embed
+    report = index.last_report
+    assert (report.unchanged, report.added, len(index)) == (8, 6, 14)
+    assert sorted(embedded) == sorted(paths)[8:]  # only what the killed run had not saved
+    assert index.kind == "faiss-hnsw" and index.search(paths[3], top_k=1)[0].path == paths[3]
+
+
 def test_remove_by_path_and_id(world):
     index = vd.build_index(world["good"], embedder=world["embedder"])
     victim = index.search(world["good"][2], top_k=1)[0]
     assert index.remove([world["good"][1], victim.id, "/nope.png"]) == 2
-    assert len(index) == 10 and world["good"][1] not in index
+    assert len(index) == 12 and world["good"][1] not in index
     assert all(h.path not in (world["good"][1], world["good"][2]) for h in index.search(world["good"][2], top_k=10))
 
 
@@ -178,7 +235,7 @@ def test_remove_by_path_and_id(world):
 def test_crash_during_save_leaves_the_previous_index_loadable(world, tmp_path, crash_at):
     path = tmp_path / "safe.vdindex"
     world["index"].save(path)
-    before = [h.path for h in vd.load_index(path).search(world["index"].query_vector(world["good"][0]), top_k=12)]
+    before = [h.path for h in vd.load_index(path).search(world["index"].query_vector(world["good"][0]), top_k=14)]
     script = textwrap.dedent(
         f"""
         import os, sys
@@ -208,11 +265,11 @@ def test_crash_during_save_leaves_the_previous_index_loadable(world, tmp_path, c
     result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 17, result.stderr
     survivor = vd.load_index(path)
-    assert len(survivor) == 12
-    assert [h.path for h in survivor.search(survivor.query_vector(world["good"][0]), top_k=12)] == before
+    assert len(survivor) == 14
+    assert [h.path for h in survivor.search(survivor.query_vector(world["good"][0]), top_k=14)] == before
     survivor.remove(survivor.paths[:1])
     survivor.save()  # the next save works and sweeps the leftovers
-    assert len(vd.load_index(path)) == 11
+    assert len(vd.load_index(path)) == 13
     assert sorted(p.name for p in path.iterdir())[0] == "CURRENT" and len(list(path.iterdir())) == 2
 
 
@@ -265,11 +322,11 @@ def test_a_third_party_index_kind_works_by_id(world, tmp_path, fresh_plugins):
     fresh_plugins.register_plugin(Plugin(), name="tiny-plugin")
     index = vd.build_index(world["good"], embedder=world["embedder"], kind="tiny-exact")
     expected = world["index"].search(world["good"][3], top_k=5)
-    assert [(h.path, h.id) for h in index.search(world["good"][3], top_k=5)] == [(h.path, h.id) for h in expected]
+    assert [h.path for h in index.search(world["good"][3], top_k=5)] == [h.path for h in expected]  # ids follow input order
     index.remove([world["good"][0]])
     index.save(tmp_path / "tiny.vdindex")
     loaded = vd.load_index(tmp_path / "tiny.vdindex")
-    assert isinstance(loaded.vectors, TinyExact) and len(loaded) == 11
+    assert isinstance(loaded.vectors, TinyExact) and len(loaded) == 13
     assert loaded.search(world["good"][3], top_k=3) == index.search(world["good"][3], top_k=3)
 
 
@@ -286,7 +343,7 @@ def test_environment_swaps_the_default_kind(world, monkeypatch):
 def test_map_highlights_query_and_neighbours(world):
     index = world["index"]
     m = index.map(query=world["good"][5], top_k=4)
-    assert m.method == "pca" and m.points.shape == (12, 2)
+    assert m.method == "pca" and m.points.shape == (14, 2)
     assert [h.path for h in m.neighbours] == [h.path for h in index.search(world["good"][5], top_k=4)]
     assert np.isfinite(m.query_point).all()
     # the query is an indexed image: its star sits on its own point
@@ -311,6 +368,8 @@ def test_widget_upload_click_and_k(world, tmp_path, monkeypatch):
     monkeypatch.setenv("VITDREAM_CACHE", str(tmp_path / "cache"))
     index = world["index"]
     widget = vd.widgets.search(index, k=3)
+    assert "14 indexed" in widget.report.value and "3 failed (corrupt 1, empty 1, truncated 1)" in widget.report.value
+    assert "2 skipped (not images)" in widget.report.value and "cut.png" in widget.report.value
     raw = open(world["good"][6], "rb").read()
     widget.upload.value = ({"name": "q.png", "type": "image/png", "size": len(raw), "content": memoryview(raw), "last_modified": datetime.now(timezone.utc)},)
     assert len(widget.hits) == 3 and widget.hits[0].path == world["good"][6]
@@ -335,6 +394,49 @@ def test_widget_upload_click_and_k(world, tmp_path, monkeypatch):
     assert bytes(widget.map_image.value).startswith(b"\x89PNG")
 
 
+def _vector_only_index(kind: str, vectors: np.ndarray, **options) -> ImageIndex:
+    from vitdream.search.table import Item
+
+    index = ImageIndex(None, kind, index_options=options)
+    ids = np.arange(len(vectors))
+    index.table.add([Item(int(i), f"/virtual/{i}.png", 0, 0) for i in ids], vectors)
+    index._ensure_vectors(vectors.shape[1]).add(vectors, ids)
+    return index
+
+
+def test_sample_recall_matches_an_independent_exact_check():
+    from vitdream.search.recall import knob_of, sample_recall
+
+    x = np.random.default_rng(0).standard_normal((3000, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = _vector_only_index("faiss-ivf", x, nprobe=1)
+    assert knob_of(index) == ("nprobe", [1, 2, 4, 8, 16, 32, 64])
+    low = sample_recall(index, k=10, queries=40, seed=3)
+    rows = np.random.default_rng(3).choice(3000, 40, replace=False)  # the same sample
+    expected = []
+    for r in rows:
+        exact = x @ x[r]
+        exact[r] = -np.inf
+        truth = set(np.argsort(-exact)[:10].tolist())
+        found = [i for i in index.vectors.search(x[r][None], 11)[1][0].tolist() if i != r][:10]
+        expected.append(len(truth & set(found)) / 10)
+    assert low.queries == 40 and low.recall == pytest.approx(np.mean(expected)) and low.recall < 0.8
+    index.configure(nprobe=64)  # every list: exact
+    assert sample_recall(index, k=10, queries=40, seed=3).recall == 1.0
+
+
+def test_widget_knob_slider_shows_the_recall_it_buys(world):
+    index = vd.build_index(world["good"], embedder=world["embedder"], kind="faiss-hnsw")
+    widget = vd.widgets.search(index, k=3)
+    assert widget.knob.description == "ef_search" and widget.knob.value == 128 and widget.knob.layout.display != "none"
+    assert "recall@3 <b>1.000</b> vs exact (14 sample queries)" in widget.recall.value
+    widget.query(world["good"][1])
+    widget.knob.value = 8
+    assert index.vectors.options.ef_search == 8 and widget.hits[0].path == world["good"][1]
+    flat = vd.widgets.search(world["index"])
+    assert flat.knob.layout.display == "none" and "exact search" in flat.recall.value
+
+
 def test_cli_build_and_search(world, tmp_path):
     from click.testing import CliRunner
 
@@ -345,7 +447,10 @@ def test_cli_build_and_search(world, tmp_path):
     result = runner.invoke(build_cli(), ["index", "build", str(world["photos"]), "--out", str(out), "--model", str(world["model"]), "--kind", "faiss-hnsw", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["count"] == 12 and report["kind"] == "faiss-hnsw" and len(report["failures"]) == 3
+    assert report["count"] == 14 and report["kind"] == "faiss-hnsw" and len(report["failures"]) == 3
+    assert report["failed_by_kind"] == {"corrupt": 1, "empty": 1, "truncated": 1} and report["skipped_not_images"] == 2
+    text = runner.invoke(build_cli(), ["index", "build", str(world["photos"]), "--out", str(out), "--model", str(world["model"])])
+    assert "14 indexed (0 added, 0 re-embedded, 14 unchanged), 3 failed" in text.output and "2 skipped (not images)" in text.output
     result = runner.invoke(build_cli(), ["index", "search", str(out), world["good"][7], "-k", "3", "--json"])
     assert result.exit_code == 0, result.output
     hits = json.loads(result.output)

@@ -8,7 +8,7 @@ import pytest
 from vitdream.components import create, get_entry
 from vitdream.errors import OptionsError
 
-KINDS = ("faiss-flat", "faiss-hnsw", "faiss-ivf")
+KINDS = ("faiss-flat", "faiss-hnsw", "faiss-ivf", "faiss-ivfpq")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -72,6 +72,38 @@ def test_ivf_trains_itself_and_nprobe_trades_recall(data):
     assert recall_at(index.search(queries, 10)[1], truth) >= 0.95 > low
 
 
+def test_ivfpq_is_small_in_memory_and_exact_after_re_ranking():
+    from vitdream.testing.vectors import clustered
+
+    base, queries = clustered(4000, 64, intrinsic=8, clusters=50, seed=0), clustered(100, 64, intrinsic=8, clusters=50, seed=1)
+    flat = create("indexes", "faiss-flat", dim=64)
+    flat.add(base, np.arange(4000))
+    true_scores, truth = flat.search(queries, 10)
+    index = create("indexes", "faiss-ivfpq", dim=64, nprobe=8)
+    index.add(base[:2000], np.arange(2000))
+    index.add(base[2000:], np.arange(2000, 4000))
+    assert index.trained and index.nlist == 32 and index.code_bytes == 8 and len(index) == 4000  # trained at 2000
+    assert index.memory_bytes() <= 4000 * 64 * 4 / 4  # 8-byte codes + ids + table vs 256 bytes a vector
+    scores, found = index.search(queries, 10)
+    assert recall_at(found, truth) >= 0.9
+    hit = found == truth  # where the same neighbour is found, its score is the exact cosine
+    np.testing.assert_allclose(scores[hit], true_scores[hit], rtol=1e-5, atol=1e-6)
+    index.options.rerank = 0  # PQ scores only: approximate scores, lower recall
+    pq_scores, pq_found = index.search(queries, 10)
+    assert recall_at(pq_found, truth) < recall_at(found, truth)
+    assert np.abs(pq_scores[:, 0] - true_scores[:, 0]).max() > 1e-3
+
+
+def test_ivfpq_retrains_from_its_exact_vectors_as_it_grows():
+    x = unit(11_000, 16, 3)
+    index = create("indexes", "faiss-ivfpq", dim=16)
+    index.add(x[:700], np.arange(700))
+    assert index.nlist == 16
+    index.add(x[700:], np.arange(700, 11_000))
+    assert index.nlist == 256 and len(index) == 11_000 and set(index.ids().tolist()) == set(range(11_000))
+    assert (index.search(x[:50], 1)[1][:, 0] == np.arange(50)).mean() >= 0.9
+
+
 def test_ivf_auto_nlist_follows_size():
     from vitdream.search.faiss_index import auto_nlist
 
@@ -132,7 +164,7 @@ def test_save_load_round_trip_is_identical(kind, tmp_path):
     again = get_entry("indexes", kind).load().load(tmp_path / "idx")
     s1, i1 = index.search(q, 10)
     s2, i2 = again.search(q, 10)
-    assert (i1 == i2).all() and np.array_equal(s1, s2) and len(again) == len(index) == 997 and (kind != "faiss-ivf" or again.trained)
+    assert (i1 == i2).all() and np.array_equal(s1, s2) and len(again) == len(index) == 997 and (kind not in ("faiss-ivf", "faiss-ivfpq") or again.trained)
     assert again.options == index.options
 
 

@@ -39,6 +39,7 @@ _LAZY: dict[str, str] = {
     "datasets": "vitdream.datasets",
     "widgets": "vitdream.widgets",
     "assets": "vitdream.assets",
+    "doctor": "vitdream.health:doctor",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

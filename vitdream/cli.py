@@ -2,55 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import click
 
 from vitdream import __version__
-
-
-def fail_clearly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Every command's error wrapper: vitdream errors (and missing files, bad values) become a one-line
-    CLI error with exit status 1 instead of a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from vitdream.errors import VitdreamError
-
-        try:
-            return command(*args, **kwargs)
-        except (VitdreamError, FileNotFoundError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
-
-
-def given(**options: Any) -> dict[str, Any]:
-    """The options a command's user actually set (not None/False), to pass to any backend: a plugin's
-    backend need not know the built-in backends' options."""
-    return {k: v for k, v in options.items() if v is not None and v is not False}
-
-
-def parse_key_values(pairs: Sequence[str], option: str) -> dict[str, Any]:
-    """The one ``KEY=VALUE`` parser of every command: ``("a=1", "b=[1, 2]", "c=text")`` -> ``{"a": 1,
-    "b": [1, 2], "c": "text"}``; each value is read as YAML (so JSON too), a value YAML cannot read
-    stays a string. A pair without ``=`` is an :class:`~vitdream.errors.OptionsError` naming ``option``."""
-    import yaml
-
-    from vitdream.errors import OptionsError
-
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise OptionsError(f"{option} {pair!r}: expected KEY=VALUE")
-        try:
-            options[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            options[key.strip()] = value
-    return options
+from vitdream.commands import fail_clearly, parse_key_values
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,6 +53,21 @@ def train_command(trainer: str, overrides: tuple[str, ...], resume: str | None, 
     click.echo(f"{run.state}: {status[-1]['message'] if status else ''}")
     if export_dir and run.state == "finished":
         click.echo(f"exported {run.export(export_dir)}")
+
+
+@cli.command(name="doctor")
+@click.option("--model", "models", multiple=True, metavar="REF",
+              help="A hub id or folder the course will load: checked to be cached or present (repeatable).")
+@click.option("--no-load", is_flag=True, help="Only check that the embedded models are present (faster).")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@click.pass_context
+def doctor_command(ctx: click.Context, models: tuple[str, ...], no_load: bool, as_json: bool) -> None:
+    """Check this environment before class; exits with 1 when something will fail."""
+    from vitdream.health import doctor
+
+    report = doctor(models=models, load=not no_load)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else str(report))
+    ctx.exit(report.exit_code)
 
 
 def format_plugins(infos: list[dict[str, Any]]) -> str:

@@ -43,11 +43,15 @@ class OptionsError(VitdreamError, ValueError):
 
 
 class ImageLoadError(VitdreamError, ValueError):
-    """An image could not be read. ``source`` names the file (or input position), ``reason`` why."""
+    """An image could not be read. ``source`` names the file (or input position), ``reason`` why,
+    ``kind`` the class of failure (see :data:`vitdream.images.FAILURE_KINDS`)."""
 
-    def __init__(self, source: str, reason: str):
-        self.source, self.reason = source, reason
+    def __init__(self, source: str, reason: str, kind: str = "error"):
+        self.source, self.reason, self.kind = source, reason, kind
         super().__init__(f"{source}: {reason}")
+
+    def __reduce__(self):  # picklable across processes, kind included
+        return (type(self), (self.source, self.reason, self.kind))
 
 
 class ModelLoadError(VitdreamError, OSError):

@@ -95,7 +95,7 @@ def iter_batches(
             try:
                 arr = future.result()
             except ImageLoadError as exc:
-                failures.append(BadImage(i, exc.source, exc.reason))
+                failures.append(BadImage(i, exc.source, exc.reason, exc.kind))
                 bar.update(1)
                 continue
             except Exception as exc:  # e.g. a valid image the preprocessing cannot handle

@@ -2,7 +2,7 @@
 
 import click
 
-from vitdream.cli import fail_clearly
+from vitdream.commands import fail_clearly
 from vitdream.hookspecs import hookimpl
 
 

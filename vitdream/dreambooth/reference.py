@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_command(argv: Sequence[str]) -> Command:
     """Options of a ``vitdream dreambooth`` command line; errors raise ``OptionsError`` saying what is wrong."""
-    from vitdream.cli import parse_key_values
+    from vitdream.commands import parse_key_values
     from vitdream.errors import OptionsError
 
     argv, launched = _strip_accelerate_launch(list(argv))

@@ -11,8 +11,6 @@ import os
 import threading
 from typing import Any, Sequence
 
-from pydantic import Field
-
 from vitdream.base import Generator, GeneratorOptions, Sampler
 from vitdream.base.diffusion import with_progress
 from vitdream.components import get_entry

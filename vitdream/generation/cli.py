@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vitdream.cli import fail_clearly, given
+from vitdream.commands import fail_clearly, given
 from vitdream.generation.pngmeta import image_settings, save_image
 
 

@@ -4,7 +4,7 @@
     idx.search("query.jpg", top_k=10)      # [Hit(path, score, id), ...]; a list of queries -> a list per query
 
 Index kinds come from plugins (``vitdream plugins``): ``faiss-flat`` (exact), ``faiss-hnsw``,
-``faiss-ivf``, or any third-party :class:`vitdream.base.VectorIndex`. ``kind=None`` uses
+``faiss-ivf``, ``faiss-ivfpq`` (compressed), or any third-party :class:`vitdream.base.VectorIndex`. ``kind=None`` uses
 ``$VITDREAM_INDEX_KIND`` (default ``faiss-flat``) with options from ``$VITDREAM_INDEX_OPTIONS``.
 """
 
@@ -38,7 +38,8 @@ def build_index(
     extra keywords are its options (``ef_search=``, ``nprobe=``...). With ``out``, the index is
     saved there (atomically, also every ``checkpoint_seconds`` while building); if ``out``
     already holds an index, it is extended: files already in it (same path, mtime and size)
-    are not embedded again. Bad files are skipped and listed in ``index.failures``.
+    are not embedded again. A folder is read by content; image files that fail are listed in
+    ``index.failures``, files that are not images in ``index.skipped`` (see ``index.last_report``).
     """
     if embedder is None and model is not None:
         from vitdream.vision import load_embedder

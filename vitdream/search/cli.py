@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 
-from vitdream.cli import fail_clearly, parse_key_values
+from vitdream.commands import fail_clearly, parse_key_values
 
 
 @click.group()
@@ -19,7 +18,7 @@ def index() -> None:
 @click.argument("source")
 @click.option("--out", required=True, type=click.Path(), help="Index folder to write (extended if it exists).")
 @click.option("--model", default=None, help="Embedder model (hub id or folder; default: the embedded mini ViT).")
-@click.option("--kind", default=None, help="Index kind, e.g. faiss-flat, faiss-hnsw, faiss-ivf (see `vitdream plugins`).")
+@click.option("--kind", default=None, help="Index kind, e.g. faiss-flat, faiss-hnsw, faiss-ivf, faiss-ivfpq (see `vitdream plugins`).")
 @click.option("--layer", default=-1, show_default=True, help="Encoder layer to embed from (-1: final).")
 @click.option("--pool", default="cls", type=click.Choice(["cls", "mean"]), show_default=True)
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Index option, e.g. ef_search=256 (repeatable).")
@@ -28,15 +27,20 @@ def index() -> None:
 def build(source: str, out: str, model: str | None, kind: str | None, layer: int, pool: str, options: tuple[str, ...], as_json: bool) -> None:
     """Embed the images of SOURCE (folder or glob) into the index at --out."""
     from vitdream.search import build_index
+    from vitdream.search.image_index import summary_text
 
     idx = build_index(source, kind=kind, out=out, model=model, layer=layer, pool=pool, progress=not as_json, **parse_key_values(options, "--option"))
-    failures = [f.to_dict() for f in idx.failures]
+    report = idx.last_report
     if as_json:
-        click.echo(json.dumps({"index": out, "count": len(idx), "kind": idx.kind, "dim": idx.dim, "failures": failures}))
+        click.echo(json.dumps({"index": out, "count": len(idx), "kind": idx.kind, "dim": idx.dim, **report.to_dict()}))
         return
     click.echo(f"{out}: {len(idx)} images, kind {idx.kind}, dim {idx.dim}")
-    for f in failures:
-        click.echo(f"  skipped {f['source']}: {f['reason']}", err=True)
+    click.echo(summary_text(report.summary()))
+    for f in report.failures:
+        click.echo(f"  failed {f.source}: {f.reason}", err=True)
+    if report.skipped:
+        names = ", ".join(f.source for f in report.skipped[:5])
+        click.echo(f"  skipped {len(report.skipped)} files that are not images: {names}{' ...' if len(report.skipped) > 5 else ''}", err=True)
 
 
 @index.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 from vitdream.errors import VitdreamError
 from vitdream.base.batching import as_sources, is_single
 from vitdream.deprecation import renamed_count
-from vitdream.images import BadImage, describe_source, expand_sources
+from vitdream.images import BadImage, describe_source, expand_sources, folder_files
 from vitdream.search import storage
 from vitdream.search.table import Item, ItemTable
 
@@ -40,17 +41,46 @@ class Hit:
 
 @dataclass
 class AddReport:
-    """What one :meth:`ImageIndex.add` did."""
+    """What one :meth:`ImageIndex.add` did: files indexed (added, re-embedded, unchanged), image
+    files that failed (``failures``, each with a reason and kind) and files skipped because their
+    content is not an image (``skipped``: text, PDFs... whatever their extension)."""
 
     added: int = 0
     updated: int = 0
     unchanged: int = 0
     failures: list[BadImage] = field(default_factory=list)
+    skipped: list[BadImage] = field(default_factory=list)
     seconds: float = 0.0
 
+    @property
+    def indexed(self) -> int:
+        return self.added + self.updated + self.unchanged
+
+    def failure_counts(self) -> dict[str, int]:
+        """Failures per kind (truncated, corrupt, needs-codec...), most frequent first."""
+        counts = Counter(f.kind for f in self.failures)
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def summary(self) -> dict[str, Any]:
+        return {"indexed": self.indexed, "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+                "failed": len(self.failures), "failed_by_kind": self.failure_counts(), "skipped_not_images": len(self.skipped),
+                "seconds": round(self.seconds, 2)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.summary(), "failures": [f.to_dict() for f in self.failures], "skipped": [f.source for f in self.skipped]}
+
     def __str__(self) -> str:
-        text = f"{self.added} added, {self.updated} re-embedded, {self.unchanged} unchanged, {len(self.failures)} failed in {self.seconds:.1f} s"
-        return text + "".join(f"\n  {f.source}: {f.reason}" for f in self.failures[:20])
+        return summary_text(self.summary()) + "".join(f"\n  {f.source}: {f.reason}" for f in self.failures[:20])
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """One line from :meth:`AddReport.summary`: indexed / failed (by kind) / skipped."""
+    kinds = ", ".join(f"{k} {n}" for k, n in summary.get("failed_by_kind", {}).items())
+    return (
+        f"{summary['indexed']} indexed ({summary['added']} added, {summary['updated']} re-embedded, {summary['unchanged']} unchanged), "
+        f"{summary['failed']} failed{f' ({kinds})' if kinds else ''}, {summary['skipped_not_images']} skipped (not images)"
+        f" in {summary['seconds']:.1f} s"
+    )
 
 
 class IndexMismatchError(VitdreamError):
@@ -112,7 +142,9 @@ class ImageIndex:
         self.vectors: Any = None  # the VectorIndex, created with the first vectors
         self.next_id = 0
         self.failures: list[BadImage] = []
+        self.skipped: list[BadImage] = []
         self.last_report: AddReport | None = None
+        self.last_summary: dict[str, Any] | None = None  # of the last add(), kept in the manifest
         self.path: Path | None = None
         self.created = _now()
         self._map_cache: Any = None
@@ -174,10 +206,13 @@ class ImageIndex:
     ) -> AddReport:
         """Embed and add image files (a folder, a glob, or a list of paths).
 
-        Files already indexed with the same mtime and size are skipped; changed ones are
-        re-embedded under a new id. Bad files are reported in the returned
+        A folder is read by content: every file in it (hidden ones aside) that Pillow can open is
+        indexed, whatever its extension; the others are counted in ``report.skipped``. Files
+        already indexed with the same mtime and size are not embedded again; changed ones are
+        re-embedded under a new id. Bad image files are reported in the returned
         :class:`AddReport` (and ``self.failures``), never raised. With ``checkpoint``, the index
-        is saved there every ``checkpoint_seconds``, so an interrupted build resumes.
+        is saved there every ``checkpoint_seconds``, so an interrupted (even killed) build
+        resumes from the last save.
         """
         start = time.perf_counter()
         report = AddReport()
@@ -185,7 +220,7 @@ class ImageIndex:
         seen: set[str] = set()
         for i, source in enumerate(_as_list(sources)):
             if not isinstance(source, (str, os.PathLike)):
-                report.failures.append(BadImage(i, describe_source(source, i), "not a file path (an index stores paths; save the image to a file first)"))
+                report.failures.append(BadImage(i, describe_source(source, i), "not a file path (an index stores paths; save the image to a file first)", "bad-input"))
                 continue
             path = os.path.abspath(os.fspath(source))
             if path in seen:
@@ -194,7 +229,7 @@ class ImageIndex:
             try:
                 stat = os.stat(path)
             except OSError as exc:
-                report.failures.append(BadImage(i, os.fspath(source), exc.strerror.lower() if exc.strerror else str(exc)))
+                report.failures.append(BadImage(i, os.fspath(source), exc.strerror.lower() if exc.strerror else str(exc), "missing"))
                 continue
             old = self.table.by_path(path)
             if old is not None and old.unchanged(stat):
@@ -206,16 +241,20 @@ class ImageIndex:
 
         show = len(todo) >= 64 if progress is None else progress
         last_save = time.monotonic()
-        with tqdm(total=len(todo), desc="indexing", unit="img", disable=not show) as bar:
+        with tqdm(total=len(todo), desc="indexing", unit="img", disable=not show, smoothing=0.05) as bar:
             for start_at in range(0, len(todo), self.chunk_size):
                 chunk = todo[start_at : start_at + self.chunk_size]
                 self._add_chunk(chunk, report)
                 bar.update(len(chunk))
+                bar.set_postfix(failed=len(report.failures), skipped=len(report.skipped), refresh=False)
                 if checkpoint is not None and time.monotonic() - last_save >= checkpoint_seconds:
+                    report.seconds = time.perf_counter() - start
+                    self.last_summary = report.summary()
                     self.save(checkpoint)
                     last_save = time.monotonic()
         report.seconds = time.perf_counter() - start
-        self.failures, self.last_report = report.failures, report
+        self.failures, self.skipped, self.last_report = report.failures, report.skipped, report
+        self.last_summary = report.summary()
         self._map_cache = None
         return report
 
@@ -225,7 +264,8 @@ class ImageIndex:
         vectors = embedder.embed(paths, layer=self.layer, pool=self.pool, normalize=True, progress=False)  # the index shows its own bar
         rows = np.asarray(getattr(vectors, "indices", np.arange(len(vectors))), dtype=np.int64)
         for bad in getattr(vectors, "failures", []):
-            report.failures.append(BadImage(chunk[bad.index][0], bad.source, bad.reason))
+            entry = BadImage(chunk[bad.index][0], bad.source, bad.reason, getattr(bad, "kind", "error"))
+            (report.skipped if entry.kind == "not-image" else report.failures).append(entry)
         if not len(rows):
             return
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -401,6 +441,7 @@ class ImageIndex:
             "kind_plugin": entry.plugin,
             "index_options": self.vectors.options.model_dump() if self.vectors is not None else self.index_options,
             "next_id": self.next_id,
+            "last_build": self.last_summary,
             "created": self.created,
             "saved": _now(),
         }
@@ -438,6 +479,7 @@ class ImageIndex:
         self = cls(None, manifest["kind"], layer=manifest["layer"], pool=manifest["pool"], index_options=manifest.get("index_options") or {})
         self.embedder_info = manifest.get("embedder")
         self.next_id = int(manifest.get("next_id", 0))
+        self.last_summary = manifest.get("last_build")
         self.created = manifest.get("created", self.created)
         dim = manifest.get("dim")
         if dim is not None:
@@ -486,6 +528,8 @@ class ImageIndex:
 
 
 def _as_list(sources: Any) -> list[Any]:
+    if isinstance(sources, (str, os.PathLike)) and os.path.isdir(sources):
+        return folder_files(sources)  # by content: the loader tells images from the rest
     if isinstance(sources, (str, os.PathLike)):
         expanded = expand_sources(sources)
         if not expanded and not any(ch in os.fspath(sources) for ch in "*?[") and not os.path.exists(sources):

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Optional
 
 import numpy as np
-from pydantic import Field
 
 from vitdream.base import Classifier, Embedder, ImageBackendOptions, Options
 from vitdream.base.batching import as_sources

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from vitdream.cli import fail_clearly, given
+from vitdream.commands import fail_clearly, given
 
 
 @click.command(name="classify")

@@ -69,7 +69,7 @@ class FolderDataset:
             array = self.preprocessor.resize_crop(load_image(path, name=describe_source(path)))
         except VitdreamError as exc:
             if not any(f.source == path for f in self.failures):
-                self.failures.append(BadImage(index, path, getattr(exc, "reason", str(exc))))
+                self.failures.append(BadImage(index, path, getattr(exc, "reason", str(exc)), getattr(exc, "kind", "error")))
             return None
         if self.augment and random.random() < 0.5:
             array = np.ascontiguousarray(array[:, ::-1])  # horizontal flip

@@ -14,7 +14,6 @@ written atomically.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 import warnings

@@ -16,11 +16,13 @@ import ipywidgets as w
 from vitdream.widgets import make_callable
 
 from vitdream.errors import VitdreamError
+from vitdream.widgets.help import TOOLTIPS
+from vitdream.widgets.record import StaticRecord, plain_text
 
 DISPLAY_SIZE = 224
 
 
-class ClassifyWidget(w.VBox):
+class ClassifyWidget(StaticRecord, w.VBox):
     """Controls (upload, picker, top-k, attention toggle) above the image and its predictions."""
 
     def __init__(self, classifier: Any, images: Any = None, top_k: int = 5) -> None:
@@ -33,10 +35,12 @@ class ClassifyWidget(w.VBox):
         self.picker = w.Dropdown(options=[("(pick an image)", "")] + [(c.rsplit("/", 1)[-1], c) for c in choices])
         self.top_k = w.BoundedIntText(value=top_k, min=1, max=len(getattr(classifier, "labels", ())) or 1000, description="top-k", layout=w.Layout(width="140px"))
         self.show_attention = w.Checkbox(value=True, description="attention map", indent=False)
+        self.top_k.tooltip, self.show_attention.tooltip = TOOLTIPS["top_k"], TOOLTIPS["attention"]
         self.image = w.Image(format="png", width=DISPLAY_SIZE, height=DISPLAY_SIZE)
         self.bars = w.HTML()
         self.status = w.HTML()
         self.current: Any = None
+        self.predictions: list[Any] = []
         self.upload.observe(self._on_upload, names="value")
         self.picker.observe(lambda change: bool(change["new"]) and self.show(change["new"]), names="value")
         for control in (self.top_k, self.show_attention):
@@ -59,15 +63,32 @@ class ClassifyWidget(w.VBox):
             else:
                 view = image.resize((DISPLAY_SIZE, DISPLAY_SIZE))
         except VitdreamError as exc:
-            self.status.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+            self.status.value = f"<span style='color:var(--jp-error-color1,#b00)'>{html.escape(str(exc))}</span>"
+            self.predictions = []
             self.bars.value = ""
             return []
         buffer = io.BytesIO()
         view.save(buffer, format="PNG")
         self.image.value = buffer.getvalue()
+        self.predictions = predictions
         self.bars.value = bars_html(predictions)
         self.status.value = ""
         return predictions
+
+    # -- static record (widgets/record.py) ------------------------------------------------------------
+    record_name = "vitdream classify widget"
+
+    def record_text(self) -> str:
+        if self.status.value:
+            return plain_text(self.status.value)
+        rows = [f"{p.label} {p.score:.3f}" for p in self.predictions]
+        return "top predictions:\n" + "\n".join(rows) if rows else "no image classified yet"
+
+    def record_images(self) -> list[bytes]:
+        return [self.image.value] if self.predictions else []
+
+    def record_sources(self) -> list[Any]:
+        return [self.bars, self.status, self.image]
 
     def _on_upload(self, change: dict[str, Any]) -> None:
         files = change["new"]

@@ -37,6 +37,30 @@ def metric_curves(ax: Any, evaluations: dict[int, dict[str, Any]], best_step: in
     ax.legend(loc="best", fontsize=6)
 
 
+class MetricPlot:
+    """``png(evaluations, best_step)``: :func:`metric_curves` in one reused figure (redrawn once per validation)."""
+
+    def __init__(self) -> None:
+        from matplotlib.figure import Figure
+
+        from vitdream.widgets.theme import plot_style
+
+        with plot_style():
+            self.figure = Figure(figsize=(4.5, 2.6), dpi=80)
+            self.ax = self.figure.subplots()
+
+    def png(self, evaluations: dict[int, dict[str, Any]], best_step: int | None) -> bytes:
+        from vitdream.widgets.theme import plot_style
+
+        with plot_style():
+            self.ax.clear()
+            metric_curves(self.ax, evaluations, best_step)
+            self.figure.tight_layout()
+            buffer = io.BytesIO()
+            self.figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+
 def _png(image: Any) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")

@@ -23,6 +23,8 @@ import ipywidgets as w
 from vitdream.widgets import make_callable
 
 from vitdream.errors import VitdreamError
+from vitdream.widgets.help import TOOLTIPS
+from vitdream.widgets.record import StaticRecord, plain_text
 
 DISPLAY_SIZE = 256
 PREVIEW_INTERVAL_S = 0.25
@@ -46,7 +48,7 @@ def png_bytes(image: Any, size: int | None = DISPLAY_SIZE) -> bytes:
     return buffer.getvalue()
 
 
-class GenerateWidget(w.VBox):
+class GenerateWidget(StaticRecord, w.VBox):
     """Controls above the image, the per-step preview/progress, the sweep row and a status line."""
 
     def __init__(self, generator: Any, prompt: str = "", *, guidance_scale: float = 7.5, steps: int = 20,
@@ -93,6 +95,9 @@ class GenerateWidget(w.VBox):
         self.sweep_image = w.Image(format="png", layout=w.Layout(object_fit="contain", display="none"))
         self.status = w.HTML()
         self.study = StudyTab(self, evaluators)
+        for name in ("guidance", "steps", "seed", "new_seed", "sampler", "negative", "live_preview"):
+            getattr(self, name).tooltip = TOOLTIPS[name]
+        self.sweep_button.tooltip = TOOLTIPS["sweep"]
 
         self._lock = threading.Lock()
         self._pending: str | None = None
@@ -218,6 +223,20 @@ class GenerateWidget(w.VBox):
             self._say(f"where \u201c{maps.words[index]}\u201d acted: cross-attention summed over heads, layers and steps "
                       f"(bright = more)", error=False)
 
+    # -- static record (widgets/record.py) ------------------------------------------------------------
+    record_name = "vitdream generate widget"
+    record_height = 256
+
+    def record_text(self) -> str:
+        prompt = f"prompt {self.prompt.value!r}" + (f", negative {self.negative.value!r}" if self.negative.value else "")
+        return "\n".join(t for t in (prompt, plain_text(self.status.value)) if t)  # status: the last image's settings
+
+    def record_images(self) -> list[bytes]:
+        return [v for v in (self.image.value, self.sweep_image.value, self.study.plot.value) if v]
+
+    def record_sources(self) -> list[Any]:
+        return [self.status]
+
     # -- saving ----------------------------------------------------------------------------
     def save(self, path: str | Path | None = None) -> Path | None:
         """Save the current image with its settings in the PNG metadata; returns the path."""
@@ -238,7 +257,7 @@ class GenerateWidget(w.VBox):
 
     def _say(self, message: str, error: bool = True, escape: bool = True) -> None:
         text = html.escape(message) if escape else message
-        self.status.value = f"<span style='color:#b00'>{text}</span>" if error else text
+        self.status.value = f"<span style='color:var(--jp-error-color1,#b00)'>{text}</span>" if error else text
 
 
 def generate(generator: Any = None, prompt: str = "", **settings: Any) -> GenerateWidget:

@@ -11,18 +11,31 @@ shows the same live dashboard; calling ``train(run)`` again returns it too.
 
 from __future__ import annotations
 
+import atexit
 import html
 import io
 import threading
 import time
+import weakref
 from typing import Any
 
 import ipywidgets as W
 
 from vitdream.widgets import make_callable
-from vitdream.widgets.evaluation import EvaluationPanel, metric_curves
+from vitdream.widgets.evaluation import EvaluationPanel, MetricPlot
+from vitdream.widgets.help import TOOLTIPS
+from vitdream.widgets.record import StaticRecord, plain_text
+from vitdream.widgets.theme import legible_button
 
-CURVES = (("loss", "total"), ("instance_loss", "instance"), ("prior_loss", "prior"))
+_LIVE: "weakref.WeakSet[TrainDashboard]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_renderers() -> None:
+    """End every renderer thread before the interpreter tears down native libraries (a thread still
+    drawing then can abort the process, e.g. beside ONNX Runtime's thread pool)."""
+    for dashboard in list(_LIVE):
+        dashboard.stop_rendering()
 
 
 def train(run: Any, *, throttle_s: float = 0.5, start: bool = False) -> "TrainDashboard":
@@ -43,9 +56,9 @@ def _fmt_time(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
 
 
-class TrainDashboard(W.VBox):
-    """Curves (total/instance/prior loss, LR, validation metrics), validation images, the samples of any
-    validated step with copy flags, steps/s + ETA, best step, Start/Stop/Resume, errors."""
+class TrainDashboard(StaticRecord, W.VBox):
+    """Curves (total/instance/prior loss, LR; validation metrics beside them), validation images, the samples
+    of any validated step with copy flags, steps/s + ETA, best step, Start/Stop/Resume, errors."""
 
     def __init__(self, run: Any, throttle_s: float = 0.5) -> None:
         self.run, self.throttle_s = run, throttle_s
@@ -64,19 +77,27 @@ class TrainDashboard(W.VBox):
         self.progress = W.IntProgress(min=0, max=run.max_steps or 1, description="step")
         self.plot = W.Image(format="png", layout=W.Layout(width="640px"))
         self.images = W.HBox()
-        self.errors = W.HTML()
+        self.metrics_plot = W.Image(format="png", layout=W.Layout(width="360px", display="none"))
+        self.metrics_plot.add_class("vd-metric-curves")
         self.evaluation = EvaluationPanel()
+        self.errors = W.HTML()
         self.start_button = W.Button(description="Start", icon="play", button_style="success")
         self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger")
         self.resume_button = W.Button(description="Resume", icon="repeat", button_style="info")
+        for button, tip in ((self.start_button, "start"), (self.stop_button, "stop"), (self.resume_button, "resume")):
+            button.tooltip = TOOLTIPS[tip]
+            legible_button(button)
         self.start_button.on_click(lambda _: self._start(None))
         self.resume_button.on_click(lambda _: self._start("latest"))
         self.stop_button.on_click(lambda _: self._stop())
         buttons = W.HBox([self.start_button, self.stop_button, self.resume_button])
-        super().__init__([buttons, self.status, self.progress, self.plot, self.images, self.evaluation, self.errors])
+        super().__init__([buttons, self.status, self.progress, W.HBox([self.plot, self.metrics_plot]), self.images,
+                          self.evaluation, self.errors])
         run.subscribe(self._on_event, replay=True)
+        self._closed = threading.Event()
         self._renderer = threading.Thread(target=self._render_loop, name="vitdream-train-dashboard", daemon=True)
         self._renderer.start()
+        _LIVE.add(self)
         self.render()
 
     # -- events (training thread): record only, never draw --------------------------------------------
@@ -98,24 +119,36 @@ class TrainDashboard(W.VBox):
                 self.epochs = [e for e in self.epochs if e["step"] <= event["step"]]
                 self.evaluations = {k: v for k, v in self.evaluations.items() if k <= event["step"]}
                 self.max_steps = event.get("max_steps") or self.max_steps
-            elif kind == "validation":
-                self.validation = event
             elif kind == "evaluation":
                 self.evaluations = {**self.evaluations, event["step"]: event}
                 self.best_step = event.get("best_step")
+            elif kind == "validation":
+                self.validation = event
             elif kind == "error":
                 self.error = event.get("traceback") or event.get("message", "")
         self._dirty.set()
 
     def _render_loop(self) -> None:
-        while True:
+        while not self._closed.is_set():
             self._dirty.wait()
             self._dirty.clear()
+            if self._closed.is_set():
+                return
             try:
                 self.render()
             except Exception as exc:  # show, never die silently
-                self.errors.value = f"<pre style='color:#b00'>dashboard error: {html.escape(repr(exc))}</pre>"
+                self.errors.value = f"<pre style='color:var(--jp-error-color1,#b00)'>dashboard error: {html.escape(repr(exc))}</pre>"
             time.sleep(self.throttle_s)
+
+    def stop_rendering(self, timeout: float = 5.0) -> None:
+        """Stop the renderer thread (the widgets keep their last values)."""
+        self._closed.set()
+        self._dirty.set()
+        self._renderer.join(timeout)
+
+    def close(self) -> None:
+        self.stop_rendering()
+        super().close()
 
     # -- drawing --------------------------------------------------------------------------------------
     def render(self) -> None:
@@ -134,15 +167,19 @@ class TrainDashboard(W.VBox):
         self.stop_button.disabled = not running
         self.progress.max = max(1, int(last.get("max_steps") or self.max_steps))
         self.progress.value = int(last.get("step", 0))
-        self.errors.value = f"<pre style='color:#b00;white-space:pre-wrap'>{html.escape(error)}</pre>" if error else ""
-        if steps or evaluations:
-            self.plot.value = self._plot_png(steps, epochs, evaluations, best_step)
-            self.plot.layout.width = "960px" if evaluations else "640px"
+        self.errors.value = f"<pre style='color:var(--jp-error-color1,#b00);white-space:pre-wrap'>{html.escape(error)}</pre>" if error else ""
+        if steps:
+            self.plot.value = self._plot_png(steps, epochs)
+        if evaluations and evaluations is not getattr(self, "_drawn_evaluations", None):  # redrawn per validation
+            self._drawn_evaluations = evaluations
+            if getattr(self, "_metric_plot", None) is None:
+                self._metric_plot = MetricPlot()
+            self.metrics_plot.value = self._metric_plot.png(evaluations, best_step)
+            self.metrics_plot.layout.display = None
         self.evaluation.update(evaluations, best_step)
         if validation is not None and getattr(self, "_shown_validation", None) is not validation:
             self._shown_validation = validation
-            self.images.children = [self._image_box(img, prompt, validation["step"])
-                                    for img, prompt in zip(validation["images"], validation["prompts"])]
+            self._show_validation(validation)
         self.status.value = self._status_html(state, message, last, epochs[-1] if epochs else {}, best_step)  # last: drawn
 
     def _status_html(self, state: str, message: str, last: dict[str, Any], epoch: dict[str, Any],
@@ -158,49 +195,47 @@ class TrainDashboard(W.VBox):
             parts.append(f"best step {best_step}")
         return " &nbsp;·&nbsp; ".join(p for p in parts if p)
 
-    def _plot_png(self, steps: list[dict[str, Any]], epochs: list[dict[str, Any]],
-                  evaluations: dict[int, dict[str, Any]] | None = None, best_step: int | None = None) -> bytes:
-        from matplotlib.figure import Figure
+    def _plot_png(self, steps: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> bytes:
+        if getattr(self, "_loss_plot", None) is None:
+            from vitdream.widgets.lossplot import LossPlot
 
-        if evaluations:
-            fig = Figure(figsize=(12, 2.8), dpi=80)
-            ax, ax_lr, ax_eval = fig.subplots(1, 3, gridspec_kw={"width_ratios": [3, 1.3, 3]})
-            metric_curves(ax_eval, evaluations, best_step)
-        else:
-            fig = Figure(figsize=(8, 2.6), dpi=80)
-            ax, ax_lr = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1.3]})
-        x = [s["step"] for s in steps]
-        for key, label in CURVES:
-            ys = [s.get(key) for s in steps]
-            if any(y is not None for y in ys):
-                ax.plot(x, [float("nan") if y is None else y for y in ys], label=label, lw=1.2)
-        validation = [(e["step"], e["val_loss"]) for e in epochs if e.get("val_loss") is not None]
-        if validation:
-            ax.plot(*zip(*validation), "o-", label="validation", lw=1.2)
-        ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(loc="upper right", fontsize=8)
-        ax_lr.plot(x, [s.get("lr") or 0.0 for s in steps], color="tab:purple", lw=1.2)
-        ax_lr.set_xlabel("step"), ax_lr.set_title("learning rate", fontsize=9), ax_lr.grid(alpha=0.3)
-        ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return buffer.getvalue()
+            self._loss_plot = LossPlot()  # one figure, updated: see lossplot.py
+        return self._loss_plot.png(steps, epochs)
 
-    @staticmethod
-    def _image_box(image: Any, prompt: str, step: int) -> W.VBox:
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        view = W.Image(value=buffer.getvalue(), format="png", layout=W.Layout(width="128px", height="128px"))
-        return W.VBox([view, W.HTML(f"<small>step {step}: {html.escape(prompt)}</small>")])
+    def _show_validation(self, validation: dict[str, Any]) -> None:
+        """Validation images by value: the image and caption widgets are reused, never re-created."""
+        boxes = list(self.images.children)
+        pairs = list(zip(validation["images"], validation["prompts"]))
+        while len(boxes) < len(pairs):
+            boxes.append(W.VBox([W.Image(format="png", layout=W.Layout(width="128px", height="128px")), W.HTML()]))
+        for box, (image, prompt) in zip(boxes, pairs):
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            box.children[0].value = buffer.getvalue()
+            box.children[1].value = f"<small>step {validation['step']}: {html.escape(prompt)}</small>"
+        if len(self.images.children) != len(pairs):
+            self.images.children = boxes[: len(pairs)]
+
+    # -- static record (widgets/record.py) ------------------------------------------------------------
+    record_name = "vitdream training dashboard"
+    record_interval_s = 3.0
+
+    def record_text(self) -> str:
+        return "\n".join(t for t in (plain_text(self.status.value), plain_text(self.errors.value)) if t)
+
+    def record_images(self) -> list[bytes]:
+        views = [box.children[0].value for box in self.images.children if box.children]
+        return [v for v in [self.plot.value, self.metrics_plot.value, *views] if v]
+
+    def record_sources(self) -> list[Any]:
+        return [self.status, self.errors]
 
     # -- buttons -----------------------------------------------------------------------------------------
     def _start(self, resume: str | None) -> None:
         try:
             self.run.start(resume=resume)
         except Exception as exc:
-            self.errors.value = f"<pre style='color:#b00'>{html.escape(f'{type(exc).__name__}: {exc}')}</pre>"
+            self.errors.value = f"<pre style='color:var(--jp-error-color1,#b00)'>{html.escape(f'{type(exc).__name__}: {exc}')}</pre>"
         self._dirty.set()
 
     def _stop(self) -> None:
