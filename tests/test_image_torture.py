@@ -291,7 +291,7 @@ def test_avif_without_its_codec_says_so(monkeypatch):
 def test_threaded_loading_leaves_the_warning_filters_alone(tmp_path):
     import warnings
 
-    from vitdream.vision.inference import iter_batches
+    from vitdream.base.batching import iter_batches
 
     paths = []
     for i in range(40):

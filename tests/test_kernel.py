@@ -240,7 +240,7 @@ def test_backend_in_the_cli(plugin, pictures):
 # -- vector index (with the embedder above) -----------------------------------------------------
 def test_index_api_widget_and_cli(plugin, pictures, tmp_path):
     index = vd.build_index(pictures, embedder=vd.load_embedder("mean-colour"), kind="list-index", out=tmp_path / "idx")
-    assert len(index) == 6 and [Path(f.source).name for f in index.failures] == ["broken.png"]
+    assert len(index) == 6 and [Path(f.source).name for f in index.skipped] == ["broken.png"]  # not an image at all
     hits = index.search(pictures / "red-1.png", top_k=2)
     assert {Path(h.path).name for h in hits} == {"red-0.png", "red-1.png"} and hits[0].score == pytest.approx(1.0)
     # one rule for single vs batch, one name for how many results (the old ``k`` still works, with a warning)

@@ -12,7 +12,7 @@ import vitdream
 
 ROOT = Path(vitdream.__file__).parent
 # The kernel: what plugin authors implement against and every layer may use.
-KERNEL = {"vitdream.base", "vitdream.errors", "vitdream.events", "vitdream.images", "vitdream.atomic",
+KERNEL = {"vitdream.base", "vitdream.errors", "vitdream.events", "vitdream.images", "vitdream.image_failures", "vitdream.atomic",
           "vitdream.loading", "vitdream.registry", "vitdream.hookspecs", "vitdream.commands"}
 BACKENDS = {"vitdream.vision", "vitdream.generation", "vitdream.dreambooth", "vitdream.search",
             "vitdream.datasets", "vitdream.evaluation", "vitdream.evaluators", "vitdream.lightning", "vitdream.components"}
