@@ -72,21 +72,10 @@ def test_bad_references_are_clear_errors(sd_dir, tmp_path, monkeypatch):
 
 
 def test_lora_weights_on_top_of_a_base(sd_dir, tmp_path):
-    from diffusers import StableDiffusionPipeline
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
+    from vitdream.testing.sd import make_tiny_lora
 
-    unet = load_pipeline(sd_dir).unet
-    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
-    with torch.no_grad():
-        for name, param in unet.named_parameters():
-            if "lora_B" in name:  # LoRA starts as a no-op (B = 0); make it change the output
-                param.normal_(0, 0.3)
     lora_dir = tmp_path / "lora"
-    StableDiffusionPipeline.save_lora_weights(
-        lora_dir, unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
-    )
+    make_tiny_lora(sd_dir, lora_dir)
     base = load_generator(sd_dir).generate("a dog", steps=2, seed=0)[0]
     gen = load_generator(sd_dir, lora=str(lora_dir))
     tuned = gen.generate("a dog", steps=2, seed=0)[0]

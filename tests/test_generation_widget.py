@@ -13,7 +13,7 @@ from PIL import Image
 from vitdream.generation import load_generator
 from vitdream.generation.pngmeta import read_settings
 from vitdream.testing.sd import tiny_sd_pipeline
-from vitdream.widgets.generate import generate
+from vitdream.widgets.generate import generate, png_bytes
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +89,84 @@ def test_live_preview_shows_decoded_latents_during_sampling(gen, monkeypatch):
     shown_values.clear()
     widget.generate_button.click()
     assert widget.wait(60) and len(shown_values) <= 1  # only the final image (unchanged: same settings)
+
+
+def test_empty_images_are_hidden_and_a_word_button_shows_its_map(gen):
+    widget = generate(gen, steps=2, seed=3, sweep_scales=(1, 5))
+    assert widget.image.layout.display == "none" and widget.sweep_image.layout.display == "none"  # no broken icon
+    assert widget.study.plot.layout.display == "none"
+    widget.prompt.value = "a photo of a red circle on a blue background"
+    assert widget.wait(60)
+    plain = shown(widget.image)
+    assert widget.image.layout.display is None
+    labels = [label for label, _ in widget.words.options]
+    assert labels == ["image", "a", "photo", "of", "a", "red", "circle", "on", "a", "blue", "background"]
+    widget.words.value = 5  # "circle", as a click does
+    maps = widget.images[0].attention
+    assert np.array_equal(shown(widget.image), np.asarray(Image.open(io.BytesIO(png_bytes(maps.overlay(5)))).convert("RGB")))
+    assert not np.array_equal(shown(widget.image), plain) and "circle" in widget.status.value
+    widget.words.value = -1
+    assert np.array_equal(shown(widget.image), plain)
+    widget.word_maps.value = False
+    widget.generate_button.click()
+    assert widget.wait(60) and widget.words.layout.display == "none"
+
+
+def test_study_tab_plots_each_row_as_it_arrives_and_cancels(gen):
+    from vitdream.testing.evaluators import Redness
+
+    widget = generate(gen, steps=2, seed=0, evaluators=[Redness()])
+    widget.prompt.value = "a red circle"
+    assert widget.wait(60)
+    plots = []
+    widget.study.plot.observe(lambda change: plots.append(change["new"]), names="value")
+    widget.study.scales.value = "1, 3, 6"
+    widget.study.num_seeds.value = 2
+    widget.study.run_button.click()
+    assert widget.wait(120)
+    study = widget.study.result
+    assert study.column("guidance_scale") == [1.0, 3.0, 6.0] and study.seeds == [0, 1]
+    assert len(plots) >= 3 and widget.study.plot.layout.display is None  # redrawn after every row
+    tiles = shown(widget.study.grid)
+    assert tiles.shape[1] > 2.5 * tiles.shape[0]  # one image per scale, side by side
+    assert "<table>" in widget.study.table.value and "done" in widget.status.value
+    widget.study.kind.value = "samplers x steps"
+    widget.study.samplers.value = ["ddim", "euler"]
+    widget.study.step_counts.value = "1, 2"
+    widget.study.run = _cancel_after_first_row(widget.study)
+    widget.study.run_button.click()
+    assert widget.wait(120)
+    assert widget.study.result.cancelled and len(widget.study.result.rows) == 1
+    assert "cancelled after 1" in widget.status.value
+    widget.study.step_counts.value = "1, x"
+    widget.study.run = type(widget.study).run.__get__(widget.study)
+    widget.study.run_button.click()
+    assert widget.wait(60) and "not a comma-separated list" in widget.status.value
+
+
+def _cancel_after_first_row(tab):
+    """The tab's run, with Cancel pressed as soon as the first row is drawn."""
+    show, run = tab.show, type(tab).run.__get__(tab)
+
+    def cancelling_show(study):
+        show(study)
+        tab.cancel_button.click()
+
+    def wrapped(cancel):
+        tab.show = cancelling_show
+        try:
+            run(cancel)
+        finally:
+            tab.show = show
+
+    return wrapped
+
+
+def test_the_chosen_sampler_is_explained(gen):
+    from vitdream.generation import list_samplers
+
+    widget = generate(gen, steps=2, sampler="euler")
+    described = {r["id"]: r["description"] for r in list_samplers()}
+    assert described["euler"] and described["euler"] in widget.sampler_info.value
+    widget.sampler.value = "ddim"
+    assert described["ddim"] in widget.sampler_info.value

@@ -31,6 +31,7 @@ _LAZY: dict[str, str] = {
     "build_index": "vitdream.search:build_index",
     "load_index": "vitdream.search:load_index",
     "load_generator": "vitdream.generation:load_generator",
+    "read_settings": "vitdream.generation.provenance:read_settings",
     "dreambooth": "vitdream.dreambooth:dreambooth",
     "create_run": "vitdream.components:create_run",
     "evaluate_dreambooth": "vitdream.evaluation:evaluate_dreambooth",

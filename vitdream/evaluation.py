@@ -315,7 +315,7 @@ def _is_run(obj: Any) -> bool:
 def as_generator(source: Any) -> Any:
     """A generator (``generate(prompt, ...)``) for a DreamBooth run, a generator, a diffusers pipeline,
     a model directory / hub id, or None (the embedded mini SD)."""
-    from vitdream.generation import load_generator
+    from vitdream import load_generator  # the root's lazy name: vitdream.generation imports this module
 
     if _is_run(source):
         if getattr(source, "running", False):

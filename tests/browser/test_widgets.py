@@ -289,3 +289,35 @@ def test_generate_guidance_slider_and_sweep(lab):
     assert contrast >= 4.5, f"sweep label contrast {contrast:.1f} in the {lab.theme} theme"
     lab.show(ui)
     lab.assert_no_problems()
+
+
+def test_generate_word_maps_and_live_study_tab(lab):
+    """Click a word: its map over the image; the study tab plots; no broken-image icon anywhere."""
+    lab.open_notebook("generate_widget.ipynb")
+    lab.run_all_cells()
+    page = lab.page
+    ui = page.locator(".vd-generate-widget")
+    status = ui.locator(".widget-html").last
+    expect(status).to_contain_text("guidance 5", timeout=120_000)
+    visible = "(imgs) => imgs.filter(i => i.offsetParent !== null).map(i => i.complete ? i.naturalWidth : 0)"
+    assert 0 not in ui.locator("img").evaluate_all(visible)  # the empty sweep image is hidden, not broken
+    image = ui.locator("img.widget-image").first
+    plain = _pixels(image)
+    ui.get_by_role("button", name="circle", exact=True).click()
+    expect(status).to_contain_text("circle", timeout=30_000)
+    _wait_until(page, lambda: _pixels(image) != plain, what="the word's map over the image")
+
+    ui.get_by_role("tab", name="study").click()
+    scales = ui.locator(".widget-text").filter(has_text="scales").locator("input")
+    scales.fill("1, 7.5")
+    scales.press("Enter")
+    ui.get_by_role("button", name="Run study").click()
+    expect(status).to_contain_text("study done: 2 settings", timeout=180_000)
+    assert ui.locator(".vd-study-plot").evaluate("(i) => i.complete && i.naturalWidth") > 300
+    grid = ui.locator(".vd-study-grid")  # one image per scale, shown at its own size (not stretched)
+    natural, shown = grid.evaluate("(i) => [i.complete && i.naturalWidth, i.getBoundingClientRect().width]")
+    assert natural > 0 and abs(shown - natural) <= 2, (natural, shown)
+    expect(ui.locator(".widget-tab table")).to_contain_text("prompt_fidelity")
+    assert 0 not in ui.locator("img").evaluate_all(visible)
+    lab.show(ui)
+    lab.assert_no_problems()

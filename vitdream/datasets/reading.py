@@ -71,12 +71,18 @@ def background_of(image: Any, palette: Mapping[str, Sequence[int]] | None = None
     return nearest_colour(np.median(border_pixels(_array(image), border), axis=0), palette)
 
 
+def foreground_mask(image: Any, tolerance: float = 80.0, background: str | None = None) -> np.ndarray:
+    """Boolean ``(height, width)``: the pixels farther than ``tolerance`` from the background colour."""
+    array = _array(image)
+    background = background or background_of(array)
+    return np.linalg.norm(array - np.asarray(PALETTE[background], dtype=np.float64), axis=-1) > tolerance
+
+
 def read_look(image: Any, tolerance: float = 80.0, min_coverage: float = 0.04) -> Look:
     """Background, pattern and colours of a shapes-world picture (see the module docstring)."""
     array = _array(image)
-    h, w = array.shape[:2]
     background = background_of(array)
-    foreground = np.linalg.norm(array - np.asarray(PALETTE[background], dtype=np.float64), axis=-1) > tolerance
+    foreground = foreground_mask(array, tolerance, background)
     coverage = float(foreground.mean())
     if coverage < min_coverage:
         return Look(background, coverage=coverage)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import warnings
 from typing import Any, Sequence
 
 from vitdream.base import Generator, GeneratorOptions, Sampler
@@ -18,7 +17,7 @@ from vitdream.components import get_entry
 from vitdream.errors import OptionsError
 from vitdream.generation.cfg import StepCallback, check_callback_inputs, denoise, step_arguments
 from vitdream.base.results import ImageList, image_row
-from vitdream.generation.pngmeta import KEY, read_settings, save_image
+from vitdream.generation.pngmeta import KEY, save_image
 from vitdream.generation.settings import GenerationSettings
 
 
@@ -68,6 +67,13 @@ class DiffusersSD(Generator):
         return getattr(self.pipe, "vitdream_model", None) or getattr(self.pipe, "name_or_path", "") or "in-memory"
 
     @property
+    def fingerprint(self) -> str:
+        """``"sha256:..."`` of the weights in use (LoRAs included), recorded in every image."""
+        from vitdream.generation.provenance import fingerprint
+
+        return fingerprint(self.pipe)
+
+    @property
     def native_size(self) -> int:
         """The image side the model was trained at (UNet sample size x VAE scale factor)."""
         return int(self.pipe.unet.config.sample_size) * int(self.pipe.vae_scale_factor)
@@ -89,7 +95,7 @@ class DiffusersSD(Generator):
             values["sampler_options"] = sampler.options.model_dump()
         values.setdefault("height", self.native_size)
         values.setdefault("width", self.native_size)
-        settings = GenerationSettings.parse("generate", prompt=prompt, model=self.model_name,
+        settings = GenerationSettings.parse("generate", prompt=prompt, model=self.model_name, weights=self.fingerprint,
                                             loras=self._loras(), **values)
         factor = int(self.pipe.vae_scale_factor)
         for side in ("height", "width"):
@@ -110,15 +116,29 @@ class DiffusersSD(Generator):
         """Validate ``settings`` (all errors at once, before any compute), then :meth:`run`. Extra
         settings: ``guidance_rescale``, ``sampler_options``, ``callback_inputs`` (the tensors a step
         callback sees, see :data:`vitdream.generation.cfg.CALLBACK_INPUTS`; default ``("latents",)``).
-        Each image carries its settings in ``image.info``."""
+        Each image carries its settings in ``image.info``. Provenance from :func:`vitdream.read_settings`
+        (``model``, ``weights``, ``loras``) is checked (a warning when it is not this generator's);
+        ``index``: make the batch, return only its image ``index`` (bit for bit that image)."""
+        from vitdream.generation.provenance import PROVENANCE_KEYS, check_provenance
+
         callback_inputs = settings.pop("callback_inputs", ("latents",))
+        attention = bool(settings.pop("attention", False))
+        recorded = {key: settings.pop(key) for key in PROVENANCE_KEYS if key in settings}
+        check_provenance(self, recorded)
         checked = self.settings(prompt, **settings)
-        return self.run(checked, callback=callback, callback_inputs=check_callback_inputs(callback_inputs), cancel=cancel)
+        index = recorded.get("index")
+        if index is not None and not 0 <= index < checked.num_images:
+            raise OptionsError(f"generate: option 'index': {index} is not an image of a batch of {checked.num_images}")
+        images = self.run(checked, callback=callback, callback_inputs=check_callback_inputs(callback_inputs),
+                          cancel=cancel, attention=attention)
+        return images if index is None else ImageList([images[index]])
 
     def run(self, settings: GenerationSettings, *, callback: StepCallback | None = None,
             callback_inputs: Sequence[str] = ("latents",), cancel: threading.Event | None = None,
-            progress: bool = False, batched: bool = True) -> list[Any]:
-        """Generate from validated ``settings``; ``batched=False`` uses two UNet calls per step."""
+            progress: bool = False, batched: bool = True, attention: bool = False) -> list[Any]:
+        """Generate from validated ``settings``; ``batched=False`` uses two UNet calls per step.
+        ``attention=True``: each image gets ``image.attention``, its per-word cross-attention maps
+        (:mod:`vitdream.generation.attention`); the images themselves are unchanged."""
         import torch
 
         pipe, s = self.pipe, settings
@@ -132,17 +152,38 @@ class DiffusersSD(Generator):
             scheduler.set_timesteps(s.steps, device=device)
             generators = [torch.Generator(device="cpu").manual_seed(s.seed + i) for i in range(s.num_images)]
             latents = self.initial_latents(s, generators) * scheduler.init_noise_sigma
-            latents = denoise(
-                pipe.unet, scheduler, latents, cond, uncond if s.cfg else None,
-                guidance_scale=s.guidance_scale, guidance_rescale=s.guidance_rescale,
-                step_kwargs=step_arguments(scheduler, generators, sampler.step_kwargs()),
-                callback=callback, callback_inputs=callback_inputs, cancel=cancel, batched=batched,
-            )
+            with self._attention_recorder(s, latents, attention, batched) as store:
+                latents = denoise(
+                    pipe.unet, scheduler, latents, cond, uncond if s.cfg else None,
+                    guidance_scale=s.guidance_scale, guidance_rescale=s.guidance_rescale,
+                    step_kwargs=step_arguments(scheduler, generators, sampler.step_kwargs()),
+                    callback=callback, callback_inputs=callback_inputs, cancel=cancel, batched=batched,
+                )
             images = self.decode(latents)
+        if store is not None:
+            self._attach_attention(images, s, store.maps())
         for i, image in enumerate(images):
             image.info[KEY] = json.dumps(s.for_image(i), sort_keys=True)
             image.info["parameters"] = s.a1111_parameters(i)
         return ImageList(images)
+
+    def _attention_recorder(self, settings: GenerationSettings, latents: Any, attention: bool, batched: bool) -> Any:
+        from contextlib import nullcontext
+
+        if not attention:
+            return nullcontext()
+        if settings.cfg and not batched:
+            raise OptionsError("generate: option 'attention': needs the batched guidance path (batched=True)")
+        from vitdream.generation.attention import record_attention
+
+        return record_attention(self.pipe.unet, settings.num_images, tuple(latents.shape[-2:]))
+
+    def _attach_attention(self, images: list[Any], settings: GenerationSettings, heat: Any) -> None:
+        from vitdream.generation.attention import AttentionMaps, word_tokens
+
+        words = word_tokens(self.pipe.tokenizer, settings.prompt)
+        for image, maps in zip(images, heat):
+            image.attention = AttentionMaps(maps, words, image.size, image)
 
     def initial_latents(self, settings: GenerationSettings, generators: list[Any]) -> Any:
         """Unit Gaussian latents, image ``i`` drawn from ``generators[i]`` (on the CPU, for reproducibility)."""
@@ -185,24 +226,30 @@ class DiffusersSD(Generator):
     def reproduce(self, source: Any, *, exact: bool = True) -> Any:
         """Regenerate the image whose PNG metadata is in ``source`` (a path or PIL image).
 
-        Image ``i`` of a batch is regenerated alone with seed ``seed + i``; with ``exact=True``
-        (default) the whole batch is rerun instead, since batched float maths can differ in the
-        last bits from a batch of one.
+        With ``exact=True`` (default) an image of a batch is made by rerunning its batch (batched
+        float maths can differ in the last bits from a batch of one); ``exact=False`` regenerates it
+        alone with seed ``seed + index``. Warns when the image was made with other weights or LoRAs.
         """
-        recorded = read_settings(source)
-        index = recorded.pop("index", 0)
-        image_seed = recorded.pop("image_seed", recorded.get("seed", 0) + index)
-        if recorded.get("model") != self.model_name:
-            warnings.warn(f"image was made with model {recorded.get('model')!r}, reproducing with {self.model_name!r}",
-                          stacklevel=2)
-        recorded["loras"] = [tuple(x) for x in recorded.get("loras", [])]
-        if recorded["loras"] != self._loras():
-            warnings.warn(f"image was made with LoRAs {recorded['loras']}, this generator has {self._loras()}",
-                          stacklevel=2)
-        recorded.update(model=self.model_name, loras=self._loras())
-        if not (exact and recorded.get("num_images", 1) > 1):
-            recorded.update(seed=image_seed, num_images=1)
-            index = 0
-        return self.run(GenerationSettings.parse("reproduce", **recorded))[index]
+        from vitdream.generation.provenance import read_settings as generate_settings
+
+        settings = generate_settings(source)
+        settings.update(model=self.model_name)
+        if not exact and "index" in settings:
+            settings.update(seed=settings["seed"] + settings.pop("index"), num_images=1)
+        return self.generate(**settings)[0]
+
+    def guidance_study(self, prompts: Any, scales: Sequence[float] = (1, 2, 3, 5, 7.5, 10, 15),
+                       seeds: Sequence[int] = range(8), evaluators: Sequence[Any] | None = None, **options: Any) -> Any:
+        """Every prompt at every guidance scale, fixed seeds, scored (:func:`vitdream.generation.studies.guidance_study`)."""
+        from vitdream.generation.studies import DEFAULT_EVALUATORS, guidance_study
+
+        return guidance_study(self, prompts, scales, seeds, evaluators or DEFAULT_EVALUATORS, **options)
+
+    def sampler_study(self, prompts: Any, samplers: Sequence[str] = ("ddim", "euler", "dpm-solver++"),
+                      steps: Sequence[int] = (5, 10, 20, 50), **options: Any) -> Any:
+        """Every sampler at every step count, fixed seeds, scored (:func:`vitdream.generation.studies.sampler_study`)."""
+        from vitdream.generation.studies import sampler_study
+
+        return sampler_study(self, prompts, samplers, steps, **options)
 
     save = staticmethod(save_image)

@@ -11,6 +11,8 @@ from pydantic import Field, field_validator
 from vitdream.base import Options
 
 MAX_SEED = 2**63 - 1
+#: short names people type for built-in samplers -> the registered id (recorded in metadata)
+SAMPLER_ALIASES = {"dpm++": "dpm-solver++", "dpmpp": "dpm-solver++", "euler-a": "euler-ancestral", "euler_a": "euler-ancestral"}
 A1111_SAMPLER_NAMES = {"ddim": "DDIM", "euler": "Euler", "euler-ancestral": "Euler a", "dpm-solver++": "DPM++ 2M"}
 
 
@@ -33,6 +35,7 @@ class GenerationSettings(Options):
     height: int = Field(512, ge=8, le=4096)
     width: int = Field(512, ge=8, le=4096)
     model: str = ""
+    weights: str = ""  # the weights' fingerprint (vitdream.generation.provenance.fingerprint)
     loras: list[tuple[str, float]] = Field(default_factory=list)
 
     @field_validator("prompt")
@@ -41,6 +44,11 @@ class GenerationSettings(Options):
         if not value.strip():
             raise ValueError("the prompt is empty; describe the image to generate")
         return value
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler_alias(cls, value: str) -> str:
+        return SAMPLER_ALIASES.get(value.lower(), value) if isinstance(value, str) else value
 
     @field_validator("guidance_scale", "guidance_rescale")
     @classmethod
@@ -78,6 +86,10 @@ class GenerationSettings(Options):
             f"Size: {self.width}x{self.height}",
             f"Model: {self.model}",
         ]
+        if self.weights:
+            fields.append(f"Model hash: {self.weights.removeprefix('sha256:')[:10]}")
+        if self.loras:
+            fields.append("Lora: " + "; ".join(f"{path}:{scale:g}" for path, scale in self.loras))
         if self.guidance_rescale:
             fields.append(f"CFG rescale: {self.guidance_rescale:g}")
         lines.append(", ".join(fields))

@@ -144,3 +144,24 @@ def make_tiny_sd(path: str | Path, words: Iterable[str] = DEFAULT_WORDS, seed: i
     tiny_sd_pipeline(words, seed=seed, **sizes).save_pretrained(path, safe_serialization=True)
     write_clip_vocab(path / "tokenizer", words)  # also the slow-tokenizer files, as hub SD repos have
     return path
+
+
+def make_tiny_lora(pipeline_dir: str | Path, out: str | Path, *, rank: int = 4, std: float = 0.3, seed: int = 0) -> Path:
+    """Save LoRA weights (diffusers format, safetensors) for the UNet of the pipeline in ``pipeline_dir``
+    into the directory ``out``; its B matrices are random (``std``), so the LoRA changes the images."""
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = UNet2DConditionModel.from_pretrained(Path(pipeline_dir) / "unet", use_safetensors=True)
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in unet.named_parameters():
+            if "lora_B" in name:  # LoRA starts as a no-op (B = 0); make it change the output
+                param.copy_(torch.randn(param.shape, generator=generator) * std)
+    StableDiffusionPipeline.save_lora_weights(
+        out, unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)))
+    return Path(out) / "pytorch_lora_weights.safetensors"

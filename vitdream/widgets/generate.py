@@ -1,4 +1,6 @@
-"""``vd.widgets.generate(gen)``: prompt, guidance-scale slider, steps, seed, sampler, live preview, sweep, save.
+"""``vd.widgets.generate(gen)``: prompt, guidance-scale slider, steps, seed, sampler, live preview, sweep, save;
+word maps (click a word of the prompt: its cross-attention map over the image); a study tab (a guidance
+or sampler study of the prompt, plotted live as rows arrive, cancellable).
 
 A thin view over :meth:`vitdream.base.Generator.generate` and ``preview`` (any generator backend). Moving a slider regenerates with the same seed, so
 only the changed setting shows its effect. Sliders report on release (``continuous_update=False``);
@@ -28,6 +30,12 @@ DISPLAY_SIZE = 256
 PREVIEW_INTERVAL_S = 0.25
 
 
+def show_png(image_widget: w.Image, data: bytes | None) -> None:
+    """Show PNG ``data`` in ``image_widget``; hide it while there is none (no broken-image icon)."""
+    image_widget.value = data or b""
+    image_widget.layout.display = None if data else "none"
+
+
 def png_bytes(image: Any, size: int | None = DISPLAY_SIZE) -> bytes:
     """PNG bytes of ``image``, enlarged (nearest neighbour) to at least ``size`` pixels wide for display."""
     from PIL import Image
@@ -45,8 +53,10 @@ class GenerateWidget(StaticRecord, w.VBox):
 
     def __init__(self, generator: Any, prompt: str = "", *, guidance_scale: float = 7.5, steps: int = 20,
                  seed: int = 0, sampler: str = "ddim", preview: bool = True,
-                 sweep_scales: Sequence[float] = (1, 3, 5, 7.5, 10)) -> None:
+                 sweep_scales: Sequence[float] = (1, 3, 5, 7.5, 10), attention: bool = True,
+                 evaluators: Sequence[Any] | None = None) -> None:
         from vitdream.generation import list_samplers
+        from vitdream.widgets.study_tab import StudyTab
 
         self.generator = generator
         self.sweep_scales = list(sweep_scales)
@@ -65,15 +75,26 @@ class GenerateWidget(StaticRecord, w.VBox):
             options=[(f"{r['id']}{' (stochastic)' if r.get('stochastic') else ''}"
                       f"{'' if r.get('deterministic', True) else ' (not seed-deterministic)'}", r["id"]) for r in rows],
             value=sampler, description="sampler")
+        descriptions = {r["id"]: r.get("description", "") for r in rows}
+        self.sampler_info = w.HTML(layout=w.Layout(margin="0 0 0 90px"))
+        show_info = lambda _c=None: setattr(self.sampler_info, "value",  # noqa: E731
+                                            f"<small>{html.escape(descriptions.get(self.sampler.value, ''))}</small>")
+        self.sampler.observe(show_info, names="value")
+        show_info()
         self.live_preview = w.Checkbox(value=preview, description="live preview", indent=False)
+        self.word_maps = w.Checkbox(value=attention, description="word maps", indent=False,
+                                    tooltip="record cross-attention: click a word to see where it acted")
+        self.words = w.ToggleButtons(options=[], style={"button_width": "auto"})
+        self.words.layout.display = "none"
         self.generate_button = w.Button(description="Generate", button_style="primary")
         self.sweep_button = w.Button(description="Sweep guidance")
         self.save_path = w.Text(value="", placeholder="(auto) vitdream-SEED.png", description="save as")
         self.save_button = w.Button(description="Save PNG")
-        self.image = w.Image(format="png", layout=w.Layout(object_fit="contain"))
+        self.image = w.Image(format="png", layout=w.Layout(object_fit="contain", display="none"))
         self.progress = w.IntProgress(value=0, min=0, max=steps, description="", layout=w.Layout(width="256px"))
-        self.sweep_image = w.Image(format="png", layout=w.Layout(object_fit="contain"))
+        self.sweep_image = w.Image(format="png", layout=w.Layout(object_fit="contain", display="none"))
         self.status = w.HTML()
+        self.study = StudyTab(self, evaluators)
         for name in ("guidance", "steps", "seed", "new_seed", "sampler", "negative", "live_preview"):
             getattr(self, name).tooltip = TOOLTIPS[name]
         self.sweep_button.tooltip = TOOLTIPS["sweep"]
@@ -91,14 +112,19 @@ class GenerateWidget(StaticRecord, w.VBox):
         self.generate_button.on_click(lambda _b: self.request("generate"))
         self.sweep_button.on_click(lambda _b: self.request("sweep"))
         self.save_button.on_click(lambda _b: self.save())
-        super().__init__([
-            self.prompt, self.negative,
+        self.words.observe(lambda change: self.show_word(change["new"]), names="value")
+        image_tab = w.VBox([
             w.HBox([self.guidance, self.steps]),
-            w.HBox([self.seed, self.new_seed, self.sampler, self.live_preview]),
+            w.HBox([self.seed, self.new_seed, self.sampler, self.live_preview, self.word_maps]),
+            self.sampler_info,
             w.HBox([self.generate_button, self.sweep_button, self.save_path, self.save_button]),
-            w.HBox([w.VBox([self.image, self.progress]), self.sweep_image], layout=w.Layout(align_items="flex-start")),
-            self.status,
+            w.HBox([w.VBox([self.image, self.words, self.progress]), self.sweep_image],
+                   layout=w.Layout(align_items="flex-start")),
         ])
+        self.tabs = w.Tab([image_tab, self.study])
+        for i, title in enumerate(("image", "study")):
+            self.tabs.set_title(i, title)
+        super().__init__([self.prompt, self.negative, self.tabs, self.status])
 
     # -- requests and the worker -----------------------------------------------------------
     def request(self, kind: str = "generate") -> None:
@@ -128,7 +154,7 @@ class GenerateWidget(StaticRecord, w.VBox):
                     return
                 self._cancel = cancel = threading.Event()
             try:
-                self._sweep(cancel) if kind == "sweep" else self._generate(cancel)
+                {"sweep": self._sweep, "study": self.study.run}.get(kind, self._generate)(cancel)
             except VitdreamError as exc:
                 if not cancel.is_set():
                     self._say(str(exc))
@@ -152,12 +178,14 @@ class GenerateWidget(StaticRecord, w.VBox):
                     and now - last_preview[0] >= PREVIEW_INTERVAL_S):
                 preview = self.generator.preview(latents[:1])
                 if preview:
-                    self.image.value = png_bytes(preview[0])
+                    show_png(self.image, png_bytes(preview[0]))
                 last_preview[0] = time.monotonic()
 
         start = time.perf_counter()
-        self.images = self.generator.generate(settings.pop("prompt"), callback=on_step, cancel=cancel, **settings)
-        self.image.value = png_bytes(self.images[0])
+        extra = {"attention": True} if self.word_maps.value else {}
+        self.images = self.generator.generate(settings.pop("prompt"), callback=on_step, cancel=cancel, **settings, **extra)
+        show_png(self.image, png_bytes(self.images[0]))
+        self._offer_words(getattr(self.images[0], "attention", None))
         self._say(f"seed {self.seed.value} · guidance {self.guidance.value:g} · {self.steps.value} steps · "
                   f"{self.sampler.value} · {time.perf_counter() - start:.2f} s", error=False)
 
@@ -171,8 +199,29 @@ class GenerateWidget(StaticRecord, w.VBox):
             settings["guidance_scale"] = scale
             tiles.append(self.generator.generate(prompt, cancel=cancel, **settings)[0])
             labels = [f"g={g:g}" for g in self.sweep_scales[: len(tiles)]]
-            self.sweep_image.value = png_bytes(image_row(tiles, labels, min_side=128), None)
+            show_png(self.sweep_image, png_bytes(image_row(tiles, labels, min_side=128), None))
         self._say(f"sweep, seed {self.seed.value}: guidance {', '.join(f'{g:g}' for g in self.sweep_scales)}", error=False)
+
+    # -- word maps -------------------------------------------------------------------------
+    def _offer_words(self, maps: Any) -> None:
+        """One button per word of the prompt (and "image"), or none without maps."""
+        if maps is None:
+            self.words.options, self.words.layout.display = [], "none"
+            return
+        self.words.options = [("image", -1)] + [(word, i) for i, word in enumerate(maps.words)]
+        self.words.value = -1
+        self.words.layout.display = None
+
+    def show_word(self, index: int | None) -> None:
+        """Show word ``index``'s cross-attention map over the image (-1: the plain image)."""
+        maps = getattr(self.images[0], "attention", None) if self.images else None
+        if maps is None or index is None:
+            return
+        picture = self.images[0] if index < 0 else maps.overlay(index)
+        show_png(self.image, png_bytes(picture))
+        if index >= 0:
+            self._say(f"where \u201c{maps.words[index]}\u201d acted: cross-attention summed over heads, layers and steps "
+                      f"(bright = more)", error=False)
 
     # -- static record (widgets/record.py) ------------------------------------------------------------
     record_name = "vitdream generate widget"
@@ -183,7 +232,7 @@ class GenerateWidget(StaticRecord, w.VBox):
         return "\n".join(t for t in (prompt, plain_text(self.status.value)) if t)  # status: the last image's settings
 
     def record_images(self) -> list[bytes]:
-        return [v for v in (self.image.value, self.sweep_image.value) if v]
+        return [v for v in (self.image.value, self.sweep_image.value, self.study.plot.value) if v]
 
     def record_sources(self) -> list[Any]:
         return [self.status]
@@ -214,7 +263,8 @@ class GenerateWidget(StaticRecord, w.VBox):
 def generate(generator: Any = None, prompt: str = "", **settings: Any) -> GenerateWidget:
     """The generation widget for ``generator`` (default: ``vd.load_generator()``, the embedded mini SD).
 
-    ``settings``: initial ``guidance_scale``, ``steps``, ``seed``, ``sampler``, ``preview``, ``sweep_scales``.
+    ``settings``: initial ``guidance_scale``, ``steps``, ``seed``, ``sampler``, ``preview``, ``sweep_scales``,
+    ``attention`` (word maps, default on), ``evaluators`` (the study tab's; default shapes-world + vit-embedding).
     An initial image is generated at once when ``prompt`` is given.
     """
     if generator is None or isinstance(generator, (str, Path)):
