@@ -1,7 +1,7 @@
 """What the guidance scale changes in the embedded mini SD: prompts that name every attribute of the
 shapes world (shape, colours, pattern, background), the same seeds at every scale, 20 DDIM steps.
 
-For each scale: the share of images with *all* attributes right (shape by the mini ViT, colours,
+Prompt ``k`` uses seeds ``100k ...`` at every scale. For each scale: the share of images with *all* attributes right (shape by the mini ViT, colours,
 pattern and background by the model-free pixel reader: ``vitdream.evaluation.world_checks``), each
 attribute's share, and per-prompt diversity (mean pairwise cosine distance of mini-ViT embeddings
 over the seeds of one prompt, averaged over prompts).
@@ -43,8 +43,10 @@ def measure(generator, classifier, prompts: list[str], seeds: int, scales=SCALES
     report = {}
     for scale in scales:
         t0 = time.perf_counter()
-        images = {p: generator.generate(p, num_images=seeds, seed=0, guidance_scale=scale, steps=steps)
-                  for p in prompts}
+        # prompt k uses seeds 100k .. 100k + seeds - 1 at every scale: the same noise across scales,
+        # different noise across prompts (4 shared seeds would make the whole table hinge on 4 draws)
+        images = {p: generator.generate(p, num_images=seeds, seed=100 * k, guidance_scale=scale, steps=steps)
+                  for k, p in enumerate(prompts)}
         seconds = (time.perf_counter() - t0) / (len(prompts) * seeds)
         flat = [im for p in prompts for im in images[p]]
         checks = world_checks(flat, [p for p in prompts for _ in range(seeds)], classifier)
@@ -71,7 +73,7 @@ def main() -> None:
     import vitdream as vd
 
     torch.set_num_threads(1)
-    generator = vd.load_generator(args.base, progress=False)
+    generator = vd.load_generator(args.base)
     classifier = vd.load_classifier(progress=False)
     prompts = world_prompts(args.prompts, seed=7)
     report = {"prompts": prompts, "seeds": args.seeds, "steps": 20, "sampler": "ddim",
