@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, ClassVar, Literal, Optional
 
 import numpy as np
@@ -27,13 +28,14 @@ class VitEmbeddingEvaluator(Evaluator):
     uses: ClassVar[frozenset[str]] = frozenset({"references"})
     provides: ClassVar[dict[str, str]] = {"subject_fidelity": "subject_fidelity"}
 
-    @property
+    @cached_property
     def embedder(self) -> Any:
-        if self.options.embedder is None:
-            from vitdream.vision import load_embedder
+        """The given embedder, else one loaded once per evaluator (the options are not changed)."""
+        if self.options.embedder is not None:
+            return self.options.embedder
+        from vitdream.vision import load_embedder
 
-            self.options.embedder = load_embedder(self.options.model, progress=False)
-        return self.options.embedder
+        return load_embedder(self.options.model, progress=False)
 
     def _embed(self, images: list[Any]) -> np.ndarray:
         if self.options.isolate:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, ClassVar, Optional
 
 import numpy as np
@@ -27,13 +28,14 @@ class ShapesWorldEvaluator(Evaluator):
     uses: ClassVar[frozenset[str]] = frozenset({"prompts"})
     provides: ClassVar[dict[str, str]] = {"prompt_fidelity": "prompt_fidelity"}
 
-    @property
+    @cached_property
     def classifier(self) -> Any:
-        if self.options.classifier is None:
-            from vitdream.vision import load_classifier
+        """The given classifier, else one loaded once per evaluator (the options are not changed)."""
+        if self.options.classifier is not None:
+            return self.options.classifier
+        from vitdream.vision import load_classifier
 
-            self.options.classifier = load_classifier(self.options.model, progress=False)
-        return self.options.classifier
+        return load_classifier(self.options.model, progress=False)
 
     def _score(self, images: list[Any], prompts: list[str] | None, references: list[Any] | None) -> dict[str, Any]:
         from vitdream.datasets.reading import parse_caption
