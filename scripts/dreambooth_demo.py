@@ -12,6 +12,7 @@ reports, for the base model and both runs (``--samples`` images per prompt, seed
 - ``identifier_steers``: share of seeds where "a photo of sks star" shows the subject and "a photo of
   a star" (same seed) does not;
 - ``class_prompt_shows_subject``: share of "a photo of a star" images showing it (language drift);
+- ``identifier_gap``: how far "sks" moves the text conditioning and the images (:func:`identifier_gap`);
 - ``vd.evaluate_dreambooth``: subject fidelity, prompt fidelity, PRES, DIV (mini-ViT embeddings).
 
     python scripts/dreambooth_demo.py                # about 5 minutes on one core
@@ -62,6 +63,33 @@ def subject_match(generator, subject, classifier, samples: int) -> dict:
             "contexts_meeting_bar": sum(c["subject"] >= 0.5 and c["background"] >= 0.8 for c in contexts.values()),
             "identifier_steers": round(sum(a and not b for a, b in zip(instance, plain)) / samples, 3),
             "class_prompt_shows_subject": round(sum(plain) / samples, 3)}
+
+
+def identifier_gap(generator, subject, seeds: int = 8) -> dict:
+    """How far the identifier moves the model: the text conditioning of "a photo of sks star" vs "a photo
+    of a star" (L2 distance over all token positions, relative to the plain prompt's norm), and their
+    images with the same seeds (mean absolute pixel difference, 0-255); "a photo of red star" vs "a photo
+    of a star" is the yardstick of a word the model knows."""
+    import numpy as np
+    import torch
+
+    pipe = generator.pipe
+
+    def condition(prompt: str):
+        with torch.no_grad():
+            return pipe.encode_prompt(prompt, pipe.device, 1, False)[0][0]
+
+    def pixels(prompt: str):
+        images = generator.generate(prompt, num_images=seeds, seed=300, guidance_scale=7.5, steps=20)
+        return np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in images])
+
+    plain = subject.class_prompt
+    out = {}
+    for name, prompt in (("identifier", subject.instance_prompt), ("known_word", plain.replace(" a ", " red "))):
+        a, b = condition(prompt), condition(plain)
+        out[name] = {"condition": round(float((a - b).norm() / b.norm()), 3),
+                     "image": round(float(np.abs(pixels(prompt) - pixels(plain)).mean()), 1)}
+    return out
 
 
 def main() -> None:
@@ -121,6 +149,7 @@ def main() -> None:
     models = {name: as_generator(model) for name, model in {"base": args.base, **runs}.items()}
     report["subject_match"] = {name: subject_match(gen, subject, classifier, args.samples)
                                for name, gen in models.items()}
+    report["identifier_gap"] = {name: identifier_gap(gen, subject) for name, gen in models.items()}
     for name, row in report["subject_match"].items():
         log(f"{name}: {json.dumps(row)}")
     result = vd.evaluate_dreambooth({"base": args.base, **runs}, num_images=args.num_images, progress=False)

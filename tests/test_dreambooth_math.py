@@ -146,3 +146,24 @@ def test_class_image_cache_is_keyed_by_the_base_weights(tmp_path, monkeypatch):
     weights.write_bytes(b"retrained weights")  # same folder name, new weights: stale class images must not be reused
     assert default_class_dir(str(base), "a photo of a star", 32) != first
     assert default_class_dir(str(base), "a photo of a dog", 32) != default_class_dir(str(base), "a photo of a star", 32)
+
+
+def test_text_encoder_lr_gives_the_text_encoder_its_own_step_size(pipe):
+    from vitdream.errors import VitdreamError
+
+    module = make_module(pipe, learning_rate=1e-4, text_encoder_lr=1e-2, adam_weight_decay=0.0)
+    module.train()
+    optimizer = module.configure_optimizers()["optimizer"]
+    unet_before = [p.detach().clone() for p in module.unet.parameters()]
+    text_before = [p.detach().clone() for p in module.text_encoder.parameters()]
+    batch = {"pixels": torch.zeros(2, 3, 16, 16), "positions": torch.tensor([0]), "num_instance": torch.tensor(1)}
+    module.compute_losses(batch)["loss"].backward()
+    optimizer.step()  # Adam's first step moves every parameter with a gradient by about its group's lr
+
+    def largest_move(params, before):
+        return max(float((p.detach() - b).abs().max()) for p, b in zip(params, before))
+
+    assert largest_move(module.unet.parameters(), unet_before) == pytest.approx(1e-4, rel=0.05)
+    assert largest_move(module.text_encoder.parameters(), text_before) == pytest.approx(1e-2, rel=0.05)
+    with pytest.raises(VitdreamError, match="text_encoder_lr: the text encoder is frozen"):
+        DreamBoothConfig.parse("dreambooth", instance_data_dir="x", text_encoder_lr=1e-3, train_text_encoder=False)

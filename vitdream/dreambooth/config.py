@@ -98,6 +98,9 @@ class DreamBoothConfig(Options):
     gradient_accumulation_steps: int = Field(1, ge=1)
     gradient_checkpointing: bool = False
     learning_rate: float = Field(5e-6, gt=0)
+    text_encoder_lr: Optional[float] = Field(
+        None, gt=0, description="learning rate of the text encoder (default: learning_rate), as diffusers' advanced scripts"
+    )
     scale_lr: bool = False
     lr_scheduler: Literal[LR_SCHEDULERS] = "constant"  # type: ignore[valid-type]
     lr_warmup_steps: int = Field(0, ge=0)
@@ -240,6 +243,8 @@ class DreamBoothConfig(Options):
 
     @pydantic.model_validator(mode="after")
     def _check_combination(self) -> "DreamBoothConfig":
+        if self.text_encoder_lr is not None and not self.train_text_encoder:
+            raise ValueError("text_encoder_lr: the text encoder is frozen (train_text_encoder is false)")
         if self.with_prior_preservation and not self.class_prompt:
             raise ValueError("with_prior_preservation needs class_prompt")
         if self.instance_data_dir is None:

@@ -202,16 +202,20 @@ class DreamBoothModule(pl.LightningModule):
         from diffusers.optimization import get_scheduler
 
         c = self.config
-        lr = c.learning_rate
-        if c.scale_lr:
-            lr *= c.gradient_accumulation_steps * c.train_batch_size * max(1, self.trainer.world_size)
+        scale = c.gradient_accumulation_steps * c.train_batch_size * max(1, self.trainer.world_size) if c.scale_lr else 1
+        lr = c.learning_rate * scale
+        params: Any = self.trainable_parameters()
+        if c.text_encoder_lr is not None:  # two groups: the UNet at learning_rate, the text encoder at its own
+            text = {id(p) for p in self.text_encoder.parameters()}
+            params = [{"params": [p for p in params if id(p) not in text]},
+                      {"params": [p for p in params if id(p) in text], "lr": c.text_encoder_lr * scale}]
         optimizer_class = torch.optim.AdamW
         if c.use_8bit_adam:  # the options checked that bitsandbytes is installed
             import bitsandbytes as bnb
 
             optimizer_class = bnb.optim.AdamW8bit
         optimizer = optimizer_class(
-            self.trainable_parameters(), lr=lr, betas=(c.adam_beta1, c.adam_beta2),
+            params, lr=lr, betas=(c.adam_beta1, c.adam_beta2),
             weight_decay=c.adam_weight_decay, eps=c.adam_epsilon,
         )
         scheduler = get_scheduler(
