@@ -22,6 +22,7 @@ def pipe():
 
 
 def make_module(pipe, **options) -> DreamBoothModule:
+    options = {"cache_latents": False, "fused_adam": False, **options}  # not the embedded base's: pixels in, plain AdamW
     config = DreamBoothConfig(instance_data_dir=[Image.new("RGB", (16, 16))], resolution=16,
                               instance_prompt="a photo of sks dog", class_prompt="a photo of a dog", **options)
     components = {k: getattr(pipe, k) for k in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")}
@@ -127,6 +128,9 @@ def test_embedded_base_gets_cpu_sized_defaults_and_explicit_options_win():
     assert {k: getattr(embedded, k) for k in EMBEDDED_BASE_DEFAULTS} == EMBEDDED_BASE_DEFAULTS
     hub = DreamBoothConfig(instance_data_dir="x", base="CompVis/stable-diffusion-v1-4")
     assert (hub.learning_rate, hub.max_train_steps, hub.num_class_images) == (5e-6, 400, 100)  # diffusers' own
+    from vitdream.datasets.subject import MINI_SD_DREAMBOOTH
+
+    assert MINI_SD_DREAMBOOTH == EMBEDDED_BASE_DEFAULTS  # the subject's settings, for a base given by path
     mine = DreamBoothConfig(instance_data_dir="x", learning_rate=3e-6, max_steps=7)
     assert (mine.learning_rate, mine.max_train_steps) == (3e-6, 7)
     assert mine.num_class_images == EMBEDDED_BASE_DEFAULTS["num_class_images"]
@@ -167,3 +171,28 @@ def test_text_encoder_lr_gives_the_text_encoder_its_own_step_size(pipe):
     assert largest_move(module.text_encoder.parameters(), text_before) == pytest.approx(1e-2, rel=0.05)
     with pytest.raises(VitdreamError, match="text_encoder_lr: the text encoder is frozen"):
         DreamBoothConfig.parse("dreambooth", instance_data_dir="x", text_encoder_lr=1e-3, train_text_encoder=False)
+
+
+def test_fused_adam_is_pytorchs_fused_kernel_with_the_same_update(pipe):
+    from vitdream.errors import VitdreamError
+
+    parts = (pipe.unet, pipe.text_encoder)  # the module trains the fixture's own UNet and text encoder
+    start = [{k: v.detach().clone() for k, v in part.state_dict().items()} for part in parts]
+    moved = {}
+    for fused in (False, True):
+        for part, state in zip(parts, start):  # both rounds from the same weights
+            part.load_state_dict(state)
+        module = make_module(pipe, fused_adam=fused, learning_rate=1e-3)
+        module.train()
+        optimizer = module.configure_optimizers()["optimizer"]
+        assert optimizer.defaults.get("fused") is (True if fused else None)
+        optimizer.zero_grad(set_to_none=True)  # the parameters are the fixture's: drop the last round's gradients
+        batch = {"pixels": torch.zeros(2, 3, 16, 16), "positions": torch.tensor([0]), "num_instance": torch.tensor(1)}
+        module.compute_losses(batch)["loss"].backward()
+        optimizer.step()
+        moved[fused] = {k: v.detach().clone() for k, v in module.unet.state_dict().items()}
+    for part, state in zip(parts, start):
+        part.load_state_dict(state)
+    assert max(float((moved[True][k] - moved[False][k]).abs().max()) for k in moved[True]) <= 1e-6
+    with pytest.raises(VitdreamError, match="fused_adam.*pick one|needs the bitsandbytes package"):
+        DreamBoothConfig.parse("dreambooth", instance_data_dir="x", fused_adam=True, use_8bit_adam=True)

@@ -20,9 +20,14 @@ from vitdream.errors import OptionsError
 
 MIXED_PRECISION_TO_LIGHTNING = {"no": "32-true", "fp16": "16-mixed", "bf16": "bf16-mixed"}
 #: Defaults that replace diffusers' (made for SD 1.5, a model ~200x larger) when the base is the embedded
-#: mini SD (``base=None``): a larger learning rate, fewer steps and class images -- CPU minutes.
+#: mini SD (``base=None``): a 20x larger learning rate, more steps and a heavier prior-preservation loss, so
+#: that "sks" comes to mean the subject while "a star" stays a star -- chosen with
+#: ``scripts/dreambooth_sweep.py`` (``scripts/logs/dreambooth_sweep.json``); about 3 CPU minutes.
 #: Options given explicitly always win.
-EMBEDDED_BASE_DEFAULTS: dict[str, Any] = {"learning_rate": 1e-4, "max_train_steps": 200, "num_class_images": 20}
+EMBEDDED_BASE_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 1e-4, "max_train_steps": 1200, "num_class_images": 100, "class_inference_steps": 15,
+    "prior_loss_weight": 2.0, "validation_steps": 300, "cache_latents": True, "fused_adam": True,
+}
 LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 #: The std of the offset noise that diffusers' boolean ``--offset_noise`` switches on.
 DIFFUSERS_OFFSET_NOISE = 0.1
@@ -107,6 +112,10 @@ class DreamBoothConfig(Options):
     lr_num_cycles: int = Field(1, ge=1)
     lr_power: float = 1.0
     use_8bit_adam: bool = False
+    fused_adam: bool = Field(
+        False, description="PyTorch's fused AdamW kernel: ~20% faster steps for small models on CPU, the same update "
+        "within float rounding (1e-7); diffusers' scripts use the unfused one"
+    )
     adam_beta1: float = Field(0.9, ge=0, lt=1)
     adam_beta2: float = Field(0.999, ge=0, lt=1)
     adam_weight_decay: float = Field(1e-2, ge=0)
@@ -243,6 +252,8 @@ class DreamBoothConfig(Options):
 
     @pydantic.model_validator(mode="after")
     def _check_combination(self) -> "DreamBoothConfig":
+        if self.fused_adam and self.use_8bit_adam:
+            raise ValueError("fused_adam: PyTorch's fused AdamW and bitsandbytes' 8-bit AdamW are two optimizers; pick one")
         if self.text_encoder_lr is not None and not self.train_text_encoder:
             raise ValueError("text_encoder_lr: the text encoder is frozen (train_text_encoder is false)")
         if self.with_prior_preservation and not self.class_prompt:

@@ -216,7 +216,7 @@ class DreamBoothModule(pl.LightningModule):
             optimizer_class = bnb.optim.AdamW8bit
         optimizer = optimizer_class(
             params, lr=lr, betas=(c.adam_beta1, c.adam_beta2),
-            weight_decay=c.adam_weight_decay, eps=c.adam_epsilon,
+            weight_decay=c.adam_weight_decay, eps=c.adam_epsilon, **({"fused": True} if c.fused_adam else {}),
         )
         scheduler = get_scheduler(
             c.lr_scheduler, optimizer, num_warmup_steps=c.lr_warmup_steps, num_training_steps=c.max_train_steps,
