@@ -68,7 +68,7 @@ def main() -> None:
         wall = time.perf_counter() - t0
         history = run.history()
         train_s = history[-1]["time"] - run.log.of_type("start")[0]["time"] if history else None
-        row = {"config": config, "base": relative(args.base) if args.base else "embedded",
+        row = {"config": {k: v for k, v in options.items() if k != "base"}, "base": relative(args.base) if args.base else "embedded",
                "threads": torch.get_num_threads(), "wall_s": round(wall, 1),
                "train_s": round(train_s, 1) if train_s else None, "note": args.note,
                **subject_match(generator := as_generator(run), subject, classifier, args.samples),
