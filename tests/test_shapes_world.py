@@ -223,6 +223,27 @@ def test_mini_sd_loads_with_plain_diffusers_and_guidance_makes_prompts_come_true
     assert right[7.5] - right[1.0] >= 0.2, right  # measured 0.29; the bar (0.25) is held on 128 in the log
 
 
+LOGS = Path(__file__).resolve().parents[1] / "scripts" / "logs"
+
+
+def test_committed_measurements_hold_the_bars_of_issue_18():
+    """The full measurements (scripts/guidance_effect.py, scripts/dreambooth_demo.py) as committed: a log
+    re-run on regressed weights or defaults fails here; the tour re-checks DreamBooth on fresh samples."""
+    guidance = json.loads((LOGS / "guidance_effect.json").read_text())["scales"]
+    assert min(row["n"] for row in guidance.values()) >= 128
+    assert guidance["7.5"]["all_right"] - guidance["1.0"]["all_right"] >= GUIDANCE_GAIN_BAR
+    assert guidance["7.5"]["diversity"] < guidance["1.0"]["diversity"]
+    demo = json.loads((LOGS / "dreambooth_demo.json").read_text())
+    assert not demo["overrides"], "measured with the defaults of vd.dreambooth(base=None)"
+    base, with_prior, without = (demo["subject_match"][k] for k in ("base", "with prior", "without prior"))
+    assert base["subject"] <= 0.05 and with_prior["subject"] >= 0.7 and with_prior["samples"] >= 16
+    assert with_prior["contexts_meeting_bar"] >= 3 and with_prior["identifier_steers"] >= 0.7
+    assert with_prior["class_prompt_shows_subject"] <= 0.1 <= 0.4 <= without["class_prompt_shows_subject"]
+    fidelity = {k: demo["metrics"][k]["subject_fidelity"] for k in ("with prior", "without prior")}
+    assert fidelity["with prior"] >= 0.9 * fidelity["without prior"], fidelity
+    assert demo["runs"]["with prior"]["wall_s"] <= 180  # class images included, 2 threads
+
+
 # ------------------------------------------------------------------ through vitdream's own loaders
 def test_vitdream_default_classifier_is_the_mini_vit():
     classifier = vd.load_classifier()  # None = the embedded mini ViT

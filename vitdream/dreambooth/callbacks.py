@@ -84,7 +84,7 @@ class StepCheckpoints(Callback):
     def _save(self, trainer: pl.Trainer) -> None:
         step = trainer.global_step
         path = self.dirpath / f"checkpoint-{step}.ckpt"
-        trainer.save_checkpoint(path)  # every rank calls it; rank 0 writes
+        trainer.save_checkpoint(path, weights_only=False)  # full state, to resume; every rank calls it; rank 0 writes
         self._saved = step
         if trainer.is_global_zero:
             self.events.emit("checkpoint", step=step, path=str(path))

@@ -159,7 +159,7 @@ class LiveEvaluation(Callback):
         if decision["save"]:
             path = self.output_dir / "checkpoints" / f"checkpoint-{step}.ckpt"
             if not path.exists():
-                trainer.save_checkpoint(path)  # every rank calls it; rank 0 writes
+                trainer.save_checkpoint(path, weights_only=False)  # full state; every rank calls it; rank 0 writes
                 if trainer.is_global_zero:
                     self.events.emit("checkpoint", step=step, path=str(path), reason="best step")
         if decision["stop"]:
