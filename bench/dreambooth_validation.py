@@ -1,5 +1,5 @@
 """What live evaluation costs: a default DreamBooth run on the embedded world (``vd.dreambooth(base=None)``
-defaults: 1,200 steps, validation every 300 steps; the figures in docs/benchmarks.md were measured with
+defaults: 1,200 steps, validation every 400 steps; the figures in docs/benchmarks.md were measured with
 the earlier defaults, ``--steps 200`` and validation every 100)
 with and without it (``validation_steps=None``). Class images are generated once before timing; each round
 runs both variants in alternating order, in this process, same seed and thread count. Prints one JSON line:
