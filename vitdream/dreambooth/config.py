@@ -159,7 +159,7 @@ class DreamBoothConfig(Options):
                           "on a blue and on a white background)")
     evaluation_num_images: int = Field(2, ge=2, description="images per prompt (fixed seeds seed, seed+1, ...)")
     evaluation_inference_steps: int = Field(15, ge=1)
-    copy_threshold: float = Field(0.97, gt=0, le=1, description="cosine similarity to an instance image from which "
+    copy_threshold: float = Field(0.99, gt=0, le=1, description="cosine similarity to an instance image from which "
                                                                 "a validation sample counts as a copy")
     max_prompt_fidelity_drop: float = Field(0.1, ge=0, description="best step: prompt fidelity >= base model's minus this")
     max_drift: float = Field(0.1, ge=0, description="best step: PRES <= base model's plus this")
