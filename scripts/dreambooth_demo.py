@@ -84,11 +84,12 @@ def identifier_gap(generator, subject, seeds: int = 8) -> dict:
         return np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in images])
 
     plain = subject.class_prompt
+    b, plain_pixels = condition(plain), pixels(plain)  # the reference, computed once
     out = {}
     for name, prompt in (("identifier", subject.instance_prompt), ("known_word", plain.replace(" a ", " red "))):
-        a, b = condition(prompt), condition(plain)
+        a = condition(prompt)
         out[name] = {"condition": round(float((a - b).norm() / b.norm()), 3),
-                     "image": round(float(np.abs(pixels(prompt) - pixels(plain)).mean()), 1)}
+                     "image": round(float(np.abs(pixels(prompt) - plain_pixels).mean()), 1)}
     return out
 
 
